@@ -1,0 +1,34 @@
+// Command lambda-otel is the Lambda extension that turns the Telemetry API stream into
+// OpenTelemetry data. Lambda starts it from /opt/extensions/lambda-otel; it is configured
+// only through environment variables (see the extension package).
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/lambda-otel/lambda-otel/extension"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	cfg, cfgErr := extension.LoadConfig(os.LookupEnv)
+	name := filepath.Base(os.Args[0])
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel})).With("extension", name)
+	err := extension.Run(ctx, extension.Options{
+		RuntimeAPI: os.Getenv("AWS_LAMBDA_RUNTIME_API"),
+		Name:       name,
+		Config:     cfg,
+		ConfigErr:  cfgErr,
+		Logger:     log,
+	})
+	stop()
+	if err != nil {
+		log.Error("exiting", "error", err.Error())
+		os.Exit(1)
+	}
+}

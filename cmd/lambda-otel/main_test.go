@@ -1,0 +1,131 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lambda-otel/lambda-otel/internal/lambdatest"
+	"go.uber.org/goleak"
+)
+
+// bin is the command built once for all tests, as Lambda finds it: a file named lambda-otel.
+var bin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "lambda-otel-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	bin = filepath.Join(dir, "lambda-otel")
+	code := 2
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+	} else {
+		code = m.Run()
+	}
+	os.RemoveAll(dir)
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+func recv[T any](t *testing.T, ctx context.Context, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-ctx.Done():
+		t.Fatalf("timed out waiting for %s", what)
+		var zero T
+		return zero
+	}
+}
+
+// TestBinary runs the real extension binary through a whole lifecycle against the fake API:
+// register, subscribe, telemetry, an invocation, shutdown and a clean exit.
+func TestBinary(t *testing.T) {
+	tests := []struct {
+		name    string
+		env     []string
+		wantLog []string
+	}{
+		{"debug summary", []string{"LAMBDA_OTEL_LOG_LEVEL=debug"}, []string{`"msg":"shutdown"`, `"function":1`, `"extension":"lambda-otel"`}},
+		{"bad configuration fails open", []string{"LAMBDA_OTEL_BUFFER_TIMEOUT_MS=5", "LAMBDA_OTEL_LOG_LEVEL=chatty"},
+			[]string{"LAMBDA_OTEL_BUFFER_TIMEOUT_MS=\\\"5\\\" is not valid", "LAMBDA_OTEL_LOG_LEVEL=\\\"chatty\\\""}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			api := lambdatest.New(lambdatest.Options{})
+			defer api.Close()
+
+			var stderr bytes.Buffer
+			cmd := exec.CommandContext(ctx, bin)
+			cmd.Env = append([]string{"AWS_LAMBDA_RUNTIME_API=" + api.Addr(), "LAMBDA_OTEL_LISTENER_PORT=0"}, tt.env...)
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			exited := make(chan error, 1)
+			go func() { exited <- cmd.Wait() }()
+
+			if reg := recv(t, ctx, api.Registers, "register"); reg.Name != "lambda-otel" {
+				t.Errorf("registered as %q", reg.Name)
+			}
+			sub := recv(t, ctx, api.Subscribes, "subscribe")
+			line, err := os.ReadFile(filepath.Join("..", "..", "telemetry", "testdata", "events", "function-text.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if status, err := lambdatest.Deliver(ctx, sub, append(append([]byte("["), line...), ']')); err != nil || status != 200 {
+				t.Fatalf("deliver: %d %v", status, err)
+			}
+			recv(t, ctx, api.NextCalls, "event/next")
+			if err := api.Send(ctx, map[string]any{"eventType": "INVOKE", "requestId": "r1", "deadlineMs": time.Now().Add(time.Minute).UnixMilli()}); err != nil {
+				t.Fatal(err)
+			}
+			recv(t, ctx, api.NextCalls, "event/next")
+			deadline := time.Now().Add(2 * time.Second)
+			if err := api.SendRaw(ctx, 200, []byte(`{"eventType":"SHUTDOWN","shutdownReason":"SPINDOWN","deadlineMs":`+strconv.FormatInt(deadline.UnixMilli(), 10)+`}`)); err != nil {
+				t.Fatal(err)
+			}
+			if err := recv(t, ctx, exited, "the process to exit"); err != nil {
+				t.Fatalf("exit: %v\n%s", err, stderr.String())
+			}
+			if now := time.Now(); now.After(deadline) {
+				t.Errorf("exited %v after the shutdown deadline", now.Sub(deadline))
+			}
+			for _, w := range tt.wantLog {
+				if !strings.Contains(stderr.String(), w) {
+					t.Errorf("stderr lacks %s:\n%s", w, stderr.String())
+				}
+			}
+		})
+	}
+}
+
+func TestBinaryWithoutRuntimeAPI(t *testing.T) {
+	cmd := exec.Command(bin)
+	cmd.Env = []string{}
+	out, err := cmd.CombinedOutput()
+	if code := cmd.ProcessState.ExitCode(); err == nil || code != 1 {
+		t.Errorf("exit code %d (%v), want 1", code, err)
+	}
+	if !strings.Contains(string(out), "AWS_LAMBDA_RUNTIME_API is not set") {
+		t.Errorf("output: %s", out)
+	}
+}

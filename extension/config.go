@@ -1,0 +1,187 @@
+package extension
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/lambda-otel/lambda-otel/telemetry"
+)
+
+// Environment variables the extension reads.
+const (
+	EnvTelemetryTypes  = "LAMBDA_OTEL_TELEMETRY_TYPES"
+	EnvBufferTimeoutMs = "LAMBDA_OTEL_BUFFER_TIMEOUT_MS"
+	EnvBufferMaxItems  = "LAMBDA_OTEL_BUFFER_MAX_ITEMS"
+	EnvBufferMaxBytes  = "LAMBDA_OTEL_BUFFER_MAX_BYTES"
+	EnvListenerPort    = "LAMBDA_OTEL_LISTENER_PORT"
+	EnvQueueMaxBytes   = "LAMBDA_OTEL_QUEUE_MAX_BYTES"
+	EnvLogLevel        = "LAMBDA_OTEL_LOG_LEVEL"
+)
+
+// reservedPort is the Lambda APIs' own port; nothing else may listen on it.
+const reservedPort = 9001
+
+// Bounds of the extension's own buffer. The lower bound holds one full delivery at the
+// largest buffering the platform allows; the upper one keeps a misconfiguration from
+// eating the function's memory.
+const (
+	minQueueBytes = 4 << 20
+	maxQueueBytes = 512 << 20
+)
+
+// Config is the extension's configuration, built once at start.
+type Config struct {
+	// Streams to subscribe to; empty subscribes to nothing and starts no listener.
+	Streams []telemetry.Stream
+	// Buffering is how the platform batches deliveries.
+	Buffering telemetry.Buffering
+	// ListenerPort is the telemetry listener's port; 0 picks a free one.
+	ListenerPort int
+	// QueueMaxBytes bounds the events held between flushes, in wire bytes.
+	QueueMaxBytes int
+	// LogLevel is the least severe level the extension logs.
+	LogLevel slog.Level
+}
+
+// DefaultConfig is the configuration with nothing set. The 25 ms batch timeout (the
+// platform's minimum) gets each invocation's records to the listener before the invocation
+// ends, so they can be flushed with it.
+func DefaultConfig() Config {
+	return Config{
+		Streams:       []telemetry.Stream{telemetry.StreamPlatform, telemetry.StreamFunction, telemetry.StreamExtension},
+		Buffering:     telemetry.Buffering{MaxItems: telemetry.MaxMaxItems, MaxBytes: telemetry.MinMaxBytes, TimeoutMs: telemetry.MinTimeoutMs},
+		ListenerPort:  4243,
+		QueueMaxBytes: 16 << 20,
+		LogLevel:      slog.LevelInfo,
+	}
+}
+
+// intVar is an integer setting with its valid range.
+type intVar struct {
+	name     string
+	value    *int
+	min, max int
+	except   int // a value in range that is still refused; 0 when none
+}
+
+func (v intVar) valid(n int) bool {
+	return n >= v.min && n <= v.max && (v.except == 0 || n != v.except)
+}
+
+func (v intVar) want() string {
+	s := fmt.Sprintf("an integer from %d to %d", v.min, v.max)
+	if v.except != 0 {
+		s += fmt.Sprintf(" except %d", v.except)
+	}
+	return s
+}
+
+func (c *Config) intVars() []intVar {
+	return []intVar{
+		{name: EnvBufferTimeoutMs, value: &c.Buffering.TimeoutMs, min: telemetry.MinTimeoutMs, max: telemetry.MaxTimeoutMs},
+		{name: EnvBufferMaxItems, value: &c.Buffering.MaxItems, min: telemetry.MinMaxItems, max: telemetry.MaxMaxItems},
+		{name: EnvBufferMaxBytes, value: &c.Buffering.MaxBytes, min: telemetry.MinMaxBytes, max: telemetry.MaxMaxBytes},
+		{name: EnvListenerPort, value: &c.ListenerPort, min: 0, max: 65535, except: reservedPort},
+		{name: EnvQueueMaxBytes, value: &c.QueueMaxBytes, min: minQueueBytes, max: maxQueueBytes},
+	}
+}
+
+const (
+	wantStreams  = `a comma-separated list of "platform", "function", "extension", or "none"`
+	wantLogLevel = `one of "debug", "info", "warn", "error"`
+)
+
+// LoadConfig reads the configuration from lookup (os.LookupEnv in production). An unset or
+// empty variable takes its default. A bad value also takes its default, so the extension
+// keeps working, and is reported in the returned error, which names every bad variable
+// and its valid values.
+func LoadConfig(lookup func(string) (string, bool)) (Config, error) {
+	c := DefaultConfig()
+	var errs []error
+	bad := func(name, value, want, def string) {
+		errs = append(errs, fmt.Errorf("%s=%q is not valid: want %s; using the default %s", name, value, want, def))
+	}
+	get := func(name string) (string, bool) {
+		v, ok := lookup(name)
+		v = strings.TrimSpace(v)
+		return v, ok && v != ""
+	}
+	for _, v := range c.intVars() {
+		s, ok := get(v.name)
+		if !ok {
+			continue
+		}
+		n, err := strconv.Atoi(s)
+		if err != nil || !v.valid(n) {
+			bad(v.name, s, v.want(), strconv.Itoa(*v.value))
+			continue
+		}
+		*v.value = n
+	}
+	if s, ok := get(EnvTelemetryTypes); ok {
+		if streams, err := parseStreams(s); err != nil {
+			bad(EnvTelemetryTypes, s, wantStreams, joinStreams(c.Streams))
+		} else {
+			c.Streams = streams
+		}
+	}
+	if s, ok := get(EnvLogLevel); ok {
+		if err := c.LogLevel.UnmarshalText([]byte(s)); err != nil || !validLogLevel(s) {
+			c.LogLevel = slog.LevelInfo
+			bad(EnvLogLevel, s, wantLogLevel, "info")
+		}
+	}
+	return c, errors.Join(errs...)
+}
+
+// Validate reports every field outside its valid range, naming the variable that sets it.
+func (c Config) Validate() error {
+	var errs []error
+	for _, v := range c.intVars() {
+		if !v.valid(*v.value) {
+			errs = append(errs, fmt.Errorf("%s=%d is not valid: want %s", v.name, *v.value, v.want()))
+		}
+	}
+	for _, s := range c.Streams {
+		if !slices.Contains(allStreams, s) {
+			errs = append(errs, fmt.Errorf("%s has %q: want %s", EnvTelemetryTypes, s, wantStreams))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+var allStreams = []telemetry.Stream{telemetry.StreamPlatform, telemetry.StreamFunction, telemetry.StreamExtension}
+
+func parseStreams(s string) ([]telemetry.Stream, error) {
+	if strings.EqualFold(s, "none") {
+		return []telemetry.Stream{}, nil
+	}
+	var out []telemetry.Stream
+	for part := range strings.SplitSeq(s, ",") {
+		st := telemetry.Stream(strings.ToLower(strings.TrimSpace(part)))
+		if !slices.Contains(allStreams, st) {
+			return nil, fmt.Errorf("unknown telemetry type %q", part)
+		}
+		if !slices.Contains(out, st) {
+			out = append(out, st)
+		}
+	}
+	return out, nil
+}
+
+func joinStreams(ss []telemetry.Stream) string {
+	parts := make([]string, len(ss))
+	for i, s := range ss {
+		parts[i] = string(s)
+	}
+	return strings.Join(parts, ",")
+}
+
+// validLogLevel refuses the offsets ("info+2") slog would also accept: users set names.
+func validLogLevel(s string) bool {
+	return slices.Contains([]string{"debug", "info", "warn", "error"}, strings.ToLower(s))
+}

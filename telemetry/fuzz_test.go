@@ -1,0 +1,63 @@
+package telemetry
+
+import (
+	"testing"
+
+	"github.com/valyala/fasthttp"
+)
+
+func addSeeds(f *testing.F) {
+	for _, path := range inputs(f) {
+		f.Add(readBatch(f, path))
+	}
+	f.Add([]byte(`[{"time":"2022-08-02T12:01:23:521Z","type":"platform.runtimeDone","record":{"spans":[{"start":"2022-08-02T12:01:23:521Z"}]}}]`))
+	f.Add([]byte("[\"\xff\xfe\",{\"type\":\"function\",\"record\":\"\xc3\x28\"}]"))
+}
+
+// FuzzDecodeBatch checks that no body makes the decoder panic, return a nil record, or
+// account for more bytes than it was given.
+func FuzzDecodeBatch(f *testing.F) {
+	addSeeds(f)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		events, _ := DecodeBatch(nil, body)
+		total := 0
+		for _, e := range events {
+			if e.Record == nil {
+				t.Fatalf("nil record for %q", e.Type)
+			}
+			if e.Size <= 0 {
+				t.Fatalf("size %d", e.Size)
+			}
+			total += e.Size
+		}
+		if total > len(body) {
+			t.Fatalf("sizes add to %d for a %d-byte body", total, len(body))
+		}
+	})
+}
+
+// FuzzListenerHandler drives the request handler with arbitrary bodies: it must answer
+// 200, and every batch must be either decoded in whole or counted as malformed.
+func FuzzListenerHandler(f *testing.F) {
+	addSeeds(f)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		st := new(Stats)
+		buf := NewBuffer(1<<20, st)
+		l := newListener(buf, st)
+		var rc fasthttp.RequestCtx
+		rc.Request.Header.SetMethod(fasthttp.MethodPost)
+		rc.Request.SetBody(body)
+		l.handle(&rc)
+		if rc.Response.StatusCode() != fasthttp.StatusOK {
+			t.Fatalf("status %d", rc.Response.StatusCode())
+		}
+		c := st.Snapshot()
+		n, _ := buf.Len()
+		if c.Batches != 1 || c.Events != uint64(n)+c.Dropped[DropBufferFull] || c.Dropped[DropListenerPanic] != 0 {
+			t.Fatalf("counts %+v with %d buffered", c, n)
+		}
+		if _, err := DecodeBatch(nil, body); (err != nil) != (c.Dropped[DropMalformedBatch] == 1) {
+			t.Fatalf("decode error %v but malformed count %d", err, c.Dropped[DropMalformedBatch])
+		}
+	})
+}

@@ -1,0 +1,247 @@
+package telemetry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// SandboxHost is the only host name Lambda delivers telemetry to.
+const SandboxHost = "sandbox.localdomain"
+
+// envelopeBytes bounds what Lambda adds around each record when it delivers a batch:
+// {"time":"2022-08-20T12:31:32.123Z","type":"platform.telemetrySubscription","record":…}.
+const envelopeBytes = 128
+
+// resolveTimeout bounds the look-up of SandboxHost. Inside Lambda it is answered from
+// /etc/hosts at once; elsewhere a DNS round trip must not cost the cold start more than this.
+const resolveTimeout = 50 * time.Millisecond
+
+// MaxBodyBytes is the largest POST body a subscription with buffering b can deliver:
+// twice maxBytes plus the per-record envelope, as the Telemetry API documents.
+func MaxBodyBytes(b Buffering) int {
+	return 2*b.MaxBytes + b.MaxItems*envelopeBytes
+}
+
+// ListenerConfig says where the listener binds and how large a POST it takes.
+type ListenerConfig struct {
+	// Host to bind. Empty means SandboxHost when it resolves, else 127.0.0.1.
+	Host string
+	// Port to bind; 0 picks a free one.
+	Port int
+	// MaxBodyBytes caps a POST body; larger ones are answered 413 and counted.
+	MaxBodyBytes int
+}
+
+// Listener is the HTTP endpoint the platform posts batches to. It answers every POST with a
+// 2xx at once (a malformed batch is counted and dropped, since a retry would not mend it),
+// never logs per request (its own log lines would come back to it as extension records),
+// and recovers from any panic while handling one.
+type Listener struct {
+	srv   *fasthttp.Server
+	ln    net.Listener
+	uri   string
+	buf   *Buffer
+	stats *Stats
+	pool  sync.Pool
+	// served is closed when the accept loop and every connection have ended.
+	served chan struct{}
+
+	mu      sync.Mutex
+	conns   map[net.Conn]fasthttp.ConnState
+	closing bool
+}
+
+// Listen binds the listener and starts serving; stop it with Close.
+func Listen(ctx context.Context, cfg ListenerConfig, buf *Buffer, stats *Stats) (*Listener, error) {
+	bindHost, uriHost := cfg.Host, cfg.Host
+	if bindHost == "" {
+		bindHost, uriHost = resolveSandbox(ctx)
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", net.JoinHostPort(bindHost, strconv.Itoa(cfg.Port)))
+	if err != nil {
+		return nil, fmt.Errorf("telemetry listener: %w", err)
+	}
+	l := newListener(buf, stats)
+	l.ln = ln
+	l.srv = &fasthttp.Server{
+		Handler:                       l.handle,
+		ErrorHandler:                  l.handleError,
+		ConnState:                     l.connState,
+		MaxRequestBodySize:            cfg.MaxBodyBytes,
+		Logger:                        nopLogger{},
+		NoDefaultServerHeader:         true,
+		NoDefaultDate:                 true, // else fasthttp starts a process-wide ticker goroutine
+		NoDefaultContentType:          true,
+		DisableHeaderNamesNormalizing: true,
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	l.uri = "http://" + net.JoinHostPort(uriHost, strconv.Itoa(port)) + "/"
+	go l.serve()
+	return l, nil
+}
+
+// newListener returns a listener that can handle requests but is not serving.
+func newListener(buf *Buffer, stats *Stats) *Listener {
+	l := &Listener{buf: buf, stats: stats, served: make(chan struct{}), conns: make(map[net.Conn]fasthttp.ConnState)}
+	l.pool.New = func() any { return new([]Event) }
+	return l
+}
+
+// URI is the destination to subscribe with.
+func (l *Listener) URI() string { return l.uri }
+
+// serve accepts connections until the listener is closed. It runs each connection with
+// Server.ServeConn rather than Server.Serve, whose worker pool leaves a goroutine asleep for
+// up to ten seconds after the server stops.
+func (l *Listener) serve() {
+	defer close(l.served)
+	var wg sync.WaitGroup
+	for {
+		c, err := l.ln.Accept()
+		if err != nil {
+			break
+		}
+		if !l.track(c) {
+			_ = c.Close()
+			continue
+		}
+		wg.Go(func() {
+			_ = l.srv.ServeConn(c)
+			l.mu.Lock()
+			delete(l.conns, c)
+			l.mu.Unlock()
+		})
+	}
+	wg.Wait()
+}
+
+// track registers an accepted connection, unless the listener is closing.
+func (l *Listener) track(c net.Conn) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closing {
+		return false
+	}
+	l.conns[c] = fasthttp.StateNew
+	return true
+}
+
+// connState follows each connection's state so Close can end the idle ones at once and the
+// busy ones as soon as their request is answered.
+func (l *Listener) connState(c net.Conn, st fasthttp.ConnState) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.conns[c]; !ok || st == fasthttp.StateClosed || st == fasthttp.StateHijacked {
+		return
+	}
+	l.conns[c] = st
+	if l.closing && st != fasthttp.StateActive {
+		_ = c.Close()
+	}
+}
+
+// Close stops accepting batches and waits, until ctx ends, for requests in flight; then it
+// cuts whatever connections remain.
+func (l *Listener) Close(ctx context.Context) error {
+	err := l.ln.Close()
+	l.mu.Lock()
+	l.closing = true
+	for c, st := range l.conns {
+		if st != fasthttp.StateActive {
+			_ = c.Close()
+		}
+	}
+	l.mu.Unlock()
+	select {
+	case <-l.served:
+	case <-ctx.Done():
+		l.mu.Lock()
+		for c := range l.conns {
+			_ = c.Close()
+		}
+		l.mu.Unlock()
+		<-l.served
+		err = errors.Join(err, ctx.Err())
+	}
+	if err != nil && !errors.Is(err, net.ErrClosed) {
+		return fmt.Errorf("closing telemetry listener: %w", err)
+	}
+	return nil
+}
+
+func (l *Listener) handle(rc *fasthttp.RequestCtx) {
+	body := rc.PostBody()
+	defer func() {
+		if r := recover(); r != nil {
+			l.stats.drop(DropListenerPanic, 1, len(body))
+			rc.ResetBody()
+			rc.SetStatusCode(fasthttp.StatusOK)
+		}
+	}()
+	if !rc.IsPost() {
+		l.stats.rejected.Add(1)
+		rc.SetStatusCode(fasthttp.StatusMethodNotAllowed)
+		return
+	}
+	l.ingest(body)
+	rc.SetStatusCode(fasthttp.StatusOK)
+}
+
+// ingest decodes one batch into the buffer and counts what happened to it.
+func (l *Listener) ingest(body []byte) {
+	l.stats.batches.Add(1)
+	l.stats.bytes.Add(uint64(len(body)))
+	p := l.pool.Get().(*[]Event)
+	events, err := DecodeBatch((*p)[:0], body)
+	if err != nil {
+		used := 0
+		for _, e := range events {
+			used += e.Size
+		}
+		l.stats.drop(DropMalformedBatch, 1, max(len(body)-used, 0))
+	}
+	l.stats.events.Add(uint64(len(events)))
+	for _, e := range events {
+		if _, ok := e.Record.(*Raw); ok {
+			l.stats.untyped.Add(1)
+		}
+	}
+	l.buf.Add(events...)
+	clear(events)
+	*p = events[:0]
+	l.pool.Put(p)
+}
+
+// handleError answers requests fasthttp could not read, counting oversized bodies as drops.
+func (l *Listener) handleError(rc *fasthttp.RequestCtx, err error) {
+	l.stats.rejected.Add(1)
+	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
+		l.stats.drop(DropBodyTooLarge, 1, rc.Request.Header.ContentLength())
+		rc.SetStatusCode(fasthttp.StatusRequestEntityTooLarge)
+		return
+	}
+	rc.SetStatusCode(fasthttp.StatusBadRequest)
+}
+
+// resolveSandbox returns the address to bind and the host name to publish.
+func resolveSandbox(ctx context.Context) (bindHost, uriHost string) {
+	ctx, cancel := context.WithTimeout(ctx, resolveTimeout)
+	defer cancel()
+	if addrs, err := net.DefaultResolver.LookupHost(ctx, SandboxHost); err == nil && len(addrs) > 0 {
+		return addrs[0], SandboxHost
+	}
+	return "127.0.0.1", "127.0.0.1"
+}
+
+// nopLogger silences fasthttp: a line it printed would come back as an extension record.
+type nopLogger struct{}
+
+func (nopLogger) Printf(string, ...any) {}

@@ -1,0 +1,240 @@
+package telemetry
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+func startListener(t *testing.T, maxBody, maxBuffer int) (*Listener, *Buffer, *Stats) {
+	t.Helper()
+	st := new(Stats)
+	buf := NewBuffer(maxBuffer, st)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	l, err := Listen(ctx, ListenerConfig{Host: "127.0.0.1", MaxBodyBytes: maxBody}, buf, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := l.Close(ctx); err != nil {
+			t.Error(err)
+		}
+	})
+	return l, buf, st
+}
+
+func post(t *testing.T, method, uri string, body []byte) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, uri, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Close = true
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode
+}
+
+func TestListenerRequests(t *testing.T) {
+	l, buf, st := startListener(t, 4096, 1<<20)
+	if !strings.HasPrefix(l.URI(), "http://127.0.0.1:") || !strings.HasSuffix(l.URI(), "/") {
+		t.Fatalf("URI %q", l.URI())
+	}
+	good := readBatch(t, "testdata/batches/lenient.json")
+	steps := []struct {
+		name       string
+		method     string
+		body       []byte
+		wantStatus int
+	}{
+		{"a good batch", http.MethodPost, good, http.StatusOK},
+		{"a malformed batch is answered 200 and counted", http.MethodPost, []byte(`{"not":"an array"}`), http.StatusOK},
+		{"a truncated batch keeps its prefix", http.MethodPost, readBatch(t, "testdata/batches/truncated.json"), http.StatusOK},
+		{"a body over the limit", http.MethodPost, bytes.Repeat([]byte(" "), 5000), http.StatusRequestEntityTooLarge},
+		{"a GET", http.MethodGet, nil, http.StatusMethodNotAllowed},
+		{"a path is accepted", http.MethodPost, []byte(`[]`), http.StatusOK},
+	}
+	for _, s := range steps {
+		uri := l.URI()
+		if s.name == "a path is accepted" {
+			uri += "some/path"
+		}
+		if got := post(t, s.method, uri, s.body); got != s.wantStatus {
+			t.Errorf("%s: status %d, want %d", s.name, got, s.wantStatus)
+		}
+	}
+	events := buf.Drain(nil)
+	if len(events) != 7+1 {
+		t.Errorf("buffered %d events, want 8 (7 from the good batch, 1 from the truncated one)", len(events))
+	}
+	c := st.Snapshot()
+	if c.Batches != 4 || c.Events != 8 || c.Rejected != 2 ||
+		c.Dropped[DropMalformedBatch] != 2 || c.Dropped[DropBodyTooLarge] != 1 || c.Dropped[DropBufferFull] != 0 {
+		t.Errorf("counts %+v", c)
+	}
+}
+
+func TestListenerConcurrentBatches(t *testing.T) {
+	l, buf, st := startListener(t, 1<<20, 64<<20)
+	batch := []byte(`[{"time":"2022-10-12T00:03:50.000Z","type":"function","record":"a"},{"time":"2022-10-12T00:03:50.000Z","type":"function","record":"b"}]`)
+	const posts = 50
+	errs := make(chan int, posts)
+	for range posts {
+		go func() { errs <- post(t, http.MethodPost, l.URI(), batch) }()
+	}
+	for range posts {
+		if s := <-errs; s != http.StatusOK {
+			t.Errorf("status %d", s)
+		}
+	}
+	if n, _ := buf.Len(); n != 2*posts {
+		t.Errorf("buffered %d, want %d", n, 2*posts)
+	}
+	if c := st.Snapshot(); c.Batches != posts || c.Events != 2*posts {
+		t.Errorf("counts %+v", c)
+	}
+}
+
+func TestListenerPortInUse(t *testing.T) {
+	l, _, _ := startListener(t, 1024, 1024)
+	u, err := url.Parse(l.URI())
+	if err != nil {
+		t.Fatal(err)
+	}
+	port, err := strconv.Atoi(u.Port())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := new(Stats)
+	_, err = Listen(t.Context(), ListenerConfig{Host: "127.0.0.1", Port: port, MaxBodyBytes: 1024}, NewBuffer(1024, st), st)
+	if err == nil || !strings.Contains(err.Error(), "telemetry listener") {
+		t.Errorf("binding a used port: %v", err)
+	}
+}
+
+func TestResolveSandboxFallsBack(t *testing.T) {
+	bind, host := resolveSandbox(t.Context())
+	if bind == "" || host == "" {
+		t.Fatalf("bind %q host %q", bind, host)
+	}
+	if host != SandboxHost && (bind != "127.0.0.1" || host != "127.0.0.1") {
+		t.Errorf("without %s the listener must use 127.0.0.1, got %q %q", SandboxHost, bind, host)
+	}
+}
+
+func TestMaxBodyBytes(t *testing.T) {
+	b := Buffering{MaxItems: MaxMaxItems, MaxBytes: MaxMaxBytes, TimeoutMs: 25}
+	if got := MaxBodyBytes(b); got < 2*MaxMaxBytes+MaxMaxItems*64 {
+		t.Errorf("MaxBodyBytes = %d leaves too little room for envelopes", got)
+	}
+}
+
+// waitFor polls cond until it holds or the deadline passes; it is for states that have no
+// event to wait on, such as the server having read the first byte of a request.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		runtime.Gosched()
+	}
+}
+
+func (l *Listener) active() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, st := range l.conns {
+		if st == fasthttp.StateActive {
+			n++
+		}
+	}
+	return n
+}
+
+// TestListenerCloseIsGraceful checks that Close answers a request in flight, closes an idle
+// keep-alive connection, and returns without needing its deadline.
+func TestListenerCloseIsGraceful(t *testing.T) {
+	st := new(Stats)
+	buf := NewBuffer(1<<20, st)
+	l, err := Listen(t.Context(), ListenerConfig{Host: "127.0.0.1", MaxBodyBytes: 1 << 16}, buf, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(l.URI())
+	dial := func() net.Conn {
+		c, err := net.DialTimeout("tcp", u.Host, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	body := `[{"time":"2022-10-12T00:03:50.000Z","type":"function","record":"x"}]`
+	request := func(body string) string {
+		return fmt.Sprintf("POST / HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n\r\n%s", u.Host, len(body), body)
+	}
+
+	idle := dial()
+	if _, err := io.WriteString(idle, request(body)); err != nil {
+		t.Fatal(err)
+	}
+	idleReader := bufio.NewReader(idle)
+	if resp, err := http.ReadResponse(idleReader, nil); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("keep-alive request: %v %v", resp, err)
+	}
+
+	busy := dial()
+	full := request(body)
+	half := len(full) - len(body)/2
+	if _, err := io.WriteString(busy, full[:half]); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the partial request to be read", func() bool { return l.active() == 1 })
+
+	closed := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		closed <- l.Close(ctx)
+	}()
+	if _, err := io.WriteString(busy, full[half:]); err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := http.ReadResponse(bufio.NewReader(busy), nil); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("request in flight during Close: %v %v", resp, err)
+	}
+	if err := <-closed; err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if _, err := idleReader.ReadByte(); err == nil {
+		t.Error("the idle keep-alive connection is still open after Close")
+	}
+	if n, _ := buf.Len(); n != 2 {
+		t.Errorf("buffered %d events, want 2", n)
+	}
+}
