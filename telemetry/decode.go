@@ -6,148 +6,545 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
 var intType = reflect.TypeFor[int64]()
 
-// wireEvent is the envelope every element of a batch shares.
-type wireEvent struct {
-	Time   string          `json:"time"`
-	Type   EventType       `json:"type"`
-	Record json.RawMessage `json:"record"`
-}
+// maxDepth bounds nesting inside a batch. Telemetry records nest a few levels; a body
+// nesting deeper is hostile, and walking it must not exhaust the stack.
+const maxDepth = 512
 
 // DecodeBatch decodes a Telemetry API POST body, a JSON array of events, appending the
 // events to dst. It keeps going past an element whose envelope or record has the wrong
 // shape (that element becomes a *Raw record), but a syntax error ends the batch: it then
 // returns the events read before the fault together with an error saying where it was.
 // The returned events own their memory; body may be reused afterwards.
+//
+// The envelope is walked by hand rather than by encoding/json: a batch is mostly log lines,
+// and a line whose text needs no unescaping then costs one allocation, its *Log, with its
+// text a substring of a single per-batch copy of the body.
 func DecodeBatch(dst []Event, body []byte) ([]Event, error) {
-	dec := json.NewDecoder(bytes.NewReader(body))
-	tok, err := dec.Token()
-	if err != nil {
-		return dst, fmt.Errorf("batch is not JSON: %w", err)
+	s := scanner{buf: body}
+	s.skipSpace()
+	if s.pos == len(body) {
+		return dst, errors.New("batch is not JSON: the body is empty")
 	}
-	if d, ok := tok.(json.Delim); !ok || d != '[' {
-		return dst, errors.New("batch is not a JSON array")
+	if body[s.pos] != '[' {
+		return dst, fmt.Errorf("batch is not a JSON array: it starts with %q", body[s.pos])
 	}
-	for i := 0; dec.More(); i++ {
-		start := dec.InputOffset()
-		var w wireEvent
-		err := dec.Decode(&w)
-		end := dec.InputOffset()
-		var typeErr *json.UnmarshalTypeError
-		switch {
-		case err == nil:
-			dst = append(dst, Event{
-				Time:   parseTimeString(w.Time),
-				Type:   w.Type,
-				Record: decodeRecord(w.Type, w.Record),
-				Size:   int(end - start),
-			})
-		case errors.As(err, &typeErr):
-			// The element is complete JSON but not an envelope: keep it whole.
-			raw := bytes.TrimLeft(body[start:end], " \t\r\n,")
-			dst = append(dst, Event{
-				Time:   parseTimeString(w.Time),
-				Type:   w.Type,
-				Record: &Raw{JSON: bytes.Clone(raw), Err: "event envelope: " + err.Error()},
-				Size:   int(end - start),
-			})
-		default:
+	s.pos++
+	s.str = string(body)
+	s.skipSpace()
+	if s.peek() == ']' {
+		s.pos++
+		return dst, s.end()
+	}
+	for i := 0; ; i++ {
+		start := s.pos
+		ev, err := s.event()
+		if err != nil {
 			return dst, fmt.Errorf("event %d at byte %d: %w", i, start, err)
 		}
+		ev.Size = s.pos - start
+		dst = append(dst, ev)
+		s.skipSpace()
+		switch s.peek() {
+		case ',':
+			s.pos++
+			s.skipSpace()
+		case ']':
+			s.pos++
+			return dst, s.end()
+		default:
+			return dst, fmt.Errorf("event %d at byte %d: %w", i+1, s.pos, s.unexpected("',' or ']' after an event"))
+		}
 	}
-	if _, err := dec.Token(); err != nil {
-		return dst, fmt.Errorf("end of batch: %w", err)
-	}
-	return dst, nil
 }
 
-// decodeRecord types raw by t; it never fails, falling back to *Raw.
-func decodeRecord(t EventType, raw json.RawMessage) Record {
-	var rec Record
-	switch t {
-	case TypeFunction, TypeExtensionLog:
-		return decodeLog(raw)
-	case TypeInitStart:
-		rec = new(InitStart)
-	case TypeInitRuntimeDone:
-		rec = new(InitRuntimeDone)
-	case TypeInitReport:
-		rec = new(InitReport)
-	case TypeStart:
-		rec = new(Start)
-	case TypeRuntimeDone:
-		rec = new(RuntimeDone)
-	case TypeReport:
-		rec = new(Report)
-	case TypeRestoreStart:
-		rec = new(RestoreStart)
-	case TypeRestoreRuntimeDone:
-		rec = new(RestoreRuntimeDone)
-	case TypeRestoreReport:
-		rec = new(RestoreReport)
-	case TypeExtension:
-		rec = new(Extension)
-	case TypeTelemetrySubscription:
-		rec = new(TelemetrySubscription)
-	case TypeLogsDropped:
-		rec = new(LogsDropped)
-	default:
-		return &Raw{JSON: raw}
+// scanner walks one batch. str is the batch's one string copy, which text fields slice.
+type scanner struct {
+	buf []byte
+	str string
+	pos int
+}
+
+func (s *scanner) peek() byte {
+	if s.pos < len(s.buf) {
+		return s.buf[s.pos]
+	}
+	return 0
+}
+
+func (s *scanner) skipSpace() {
+	for s.pos < len(s.buf) {
+		switch s.buf[s.pos] {
+		case ' ', '\t', '\n', '\r':
+			s.pos++
+		default:
+			return
+		}
+	}
+}
+
+func (s *scanner) unexpected(want string) error {
+	if s.pos >= len(s.buf) {
+		return fmt.Errorf("unexpected end of the body, want %s", want)
+	}
+	return fmt.Errorf("unexpected %q at byte %d, want %s", s.buf[s.pos], s.pos, want)
+}
+
+// end checks that only white space follows the array.
+func (s *scanner) end() error {
+	s.skipSpace()
+	if s.pos != len(s.buf) {
+		return fmt.Errorf("end of batch: %w", s.unexpected("nothing after the array"))
+	}
+	return nil
+}
+
+// event reads one element of the array.
+func (s *scanner) event() (Event, error) {
+	start := s.pos
+	if s.peek() != '{' {
+		if err := s.skipValue(0); err != nil {
+			return Event{}, err
+		}
+		return Event{Record: &Raw{JSON: bytes.Clone(s.buf[start:s.pos]), Err: "event envelope: not a JSON object"}}, nil
+	}
+	var env envelope
+	if err := s.object(0, &env); err != nil {
+		return Event{}, err
+	}
+	var ev Event
+	var bad []string
+	if str, isStr, ok := s.text(env.time); !ok {
+		bad = append(bad, "time is not a string")
+	} else if isStr {
+		ev.Time = parseTimeString(str)
+	}
+	if str, isStr, ok := s.text(env.typ); !ok {
+		bad = append(bad, "type is not a string")
+	} else if isStr {
+		ev.Type = internType(str)
+	}
+	if bad != nil {
+		ev.Record = &Raw{JSON: bytes.Clone(s.buf[start:s.pos]), Err: "event envelope: " + strings.Join(bad, "; ")}
+		return ev, nil
+	}
+	ev.Record = s.record(ev.Type, env.record)
+	return ev, nil
+}
+
+// span locates a value in the batch: buf[a:b].
+type span struct{ a, b int }
+
+// envelope locates the members of an event that DecodeBatch reads.
+type envelope struct{ time, typ, record span }
+
+// set records the value just read for key, when it is one of the envelope's.
+func (e *envelope) set(key []byte, v span) {
+	switch {
+	case bytes.EqualFold(key, []byte("time")):
+		e.time = v
+	case bytes.EqualFold(key, []byte("type")):
+		e.typ = v
+	case bytes.EqualFold(key, []byte("record")):
+		e.record = v
+	}
+}
+
+// text returns the string the value at v holds. ok is false when the value is present, not
+// null and not a string; isStr is true when it is a string.
+func (s *scanner) text(v span) (str string, isStr, ok bool) {
+	raw := s.buf[v.a:v.b]
+	switch {
+	case len(raw) == 0 || string(raw) == "null":
+		return "", false, true
+	case raw[0] != '"':
+		return "", false, false
+	}
+	return s.jsonString(v), true, true
+}
+
+// jsonString returns the string at v: a substring of the batch's copy when it needs no
+// unescaping.
+func (s *scanner) jsonString(v span) string {
+	inner := s.buf[v.a+1 : v.b-1]
+	if plainJSONString(inner) {
+		return s.str[v.a+1 : v.b-1]
+	}
+	if out, ok := unquote(inner); ok {
+		return out
+	}
+	return s.str[v.a:v.b]
+}
+
+// unquote unescapes the inside of a JSON string the way encoding/json does (a lone
+// surrogate or invalid UTF-8 becomes U+FFFD) in a single allocation. It fails on text
+// that is not a valid JSON string body.
+func unquote(b []byte) (string, bool) {
+	var out strings.Builder
+	out.Grow(len(b))
+	for i := 0; i < len(b); {
+		c := b[i]
+		switch {
+		case c == '\\':
+			if i+1 >= len(b) {
+				return "", false
+			}
+			switch e := b[i+1]; e {
+			case '"', '\\', '/':
+				out.WriteByte(e)
+			case 'b':
+				out.WriteByte('\b')
+			case 'f':
+				out.WriteByte('\f')
+			case 'n':
+				out.WriteByte('\n')
+			case 'r':
+				out.WriteByte('\r')
+			case 't':
+				out.WriteByte('\t')
+			case 'u':
+				r := hex4(b[i+2:])
+				if r < 0 {
+					return "", false
+				}
+				i += 6
+				if utf16.IsSurrogate(r) {
+					r2 := rune(-1)
+					if i+1 < len(b) && b[i] == '\\' && b[i+1] == 'u' {
+						r2 = hex4(b[i+2:])
+					}
+					if dec := utf16.DecodeRune(r, r2); dec != unicode.ReplacementChar {
+						r = dec
+						i += 6
+					} else {
+						r = unicode.ReplacementChar
+					}
+				}
+				out.WriteRune(r)
+				continue
+			default:
+				return "", false
+			}
+			i += 2
+		case c == '"' || c < 0x20:
+			return "", false
+		case c < utf8.RuneSelf:
+			out.WriteByte(c)
+			i++
+		default:
+			r, size := utf8.DecodeRune(b[i:])
+			if r == utf8.RuneError && size == 1 {
+				out.WriteRune(utf8.RuneError)
+			} else {
+				out.Write(b[i : i+size])
+			}
+			i += size
+		}
+	}
+	return out.String(), true
+}
+
+// hex4 reads the four hex digits of a \u escape, or returns -1.
+func hex4(b []byte) rune {
+	if len(b) < 4 {
+		return -1
+	}
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c = c - 'a' + 10
+		case c >= 'A' && c <= 'F':
+			c = c - 'A' + 10
+		default:
+			return -1
+		}
+		r = r<<4 | rune(c)
+	}
+	return r
+}
+
+// record types the record at v; it never fails, falling back to *Raw.
+func (s *scanner) record(t EventType, v span) Record {
+	raw := s.buf[v.a:v.b]
+	if t == TypeFunction || t == TypeExtensionLog {
+		switch {
+		case len(raw) == 0:
+			return &Log{}
+		case raw[0] == '"':
+			return &Log{Text: s.jsonString(v)}
+		case raw[0] == '{':
+			return decodeLogObject(bytes.Clone(raw))
+		default:
+			return &Log{Text: s.str[v.a:v.b]}
+		}
+	}
+	rec := newPlatformRecord(t)
+	if rec == nil {
+		return &Raw{JSON: bytes.Clone(raw)}
 	}
 	if len(raw) == 0 {
 		return rec
 	}
 	if err := json.Unmarshal(raw, rec); err != nil {
-		return &Raw{JSON: raw, Err: fmt.Sprintf("%s record: %v", t, err)}
+		return &Raw{JSON: bytes.Clone(raw), Err: fmt.Sprintf("%s record: %v", t, err)}
 	}
 	return rec
 }
 
-// decodeLog reads a function or extension record: a string in the Text log format, an
-// object in the JSON one. Anything else is kept as its JSON text, since it is still a line
-// the code wrote.
-func decodeLog(raw json.RawMessage) Record {
-	if len(raw) == 0 {
-		return &Log{}
+// object reads an object at pos, locating the envelope's members in env when env is not nil.
+func (s *scanner) object(depth int, env *envelope) error {
+	if depth > maxDepth {
+		return errors.New("nesting too deep")
 	}
-	switch raw[0] {
-	case '"':
-		return &Log{Text: jsonString(raw)}
-	case '{':
-		var w struct {
-			Timestamp    json.RawMessage `json:"timestamp"`
-			Level        json.RawMessage `json:"level"`
-			RequestID    json.RawMessage `json:"requestId"`
-			AWSRequestID json.RawMessage `json:"AWSrequestId"`
-			Message      json.RawMessage `json:"message"`
+	s.pos++ // '{'
+	s.skipSpace()
+	if s.peek() == '}' {
+		s.pos++
+		return nil
+	}
+	for {
+		if s.peek() != '"' {
+			return s.unexpected("a member name")
 		}
-		if err := json.Unmarshal(raw, &w); err != nil {
-			return &Raw{JSON: raw, Err: "log record: " + err.Error()}
+		kstart := s.pos
+		if err := s.skipString(); err != nil {
+			return err
 		}
-		l := &Log{Object: raw, Level: jsonString(w.Level), RequestID: jsonString(w.RequestID), Message: jsonString(w.Message)}
-		if l.RequestID == "" {
-			l.RequestID = jsonString(w.AWSRequestID)
+		key := s.buf[kstart+1 : s.pos-1]
+		s.skipSpace()
+		if s.peek() != ':' {
+			return s.unexpected("':'")
 		}
-		l.Timestamp, _ = parseTimeJSON(w.Timestamp)
-		return l
-	default:
-		return &Log{Text: string(raw)}
+		s.pos++
+		s.skipSpace()
+		vstart := s.pos
+		if err := s.skipValue(depth + 1); err != nil {
+			return err
+		}
+		if env != nil {
+			env.set(key, span{vstart, s.pos})
+		}
+		s.skipSpace()
+		switch s.peek() {
+		case ',':
+			s.pos++
+			s.skipSpace()
+		case '}':
+			s.pos++
+			return nil
+		default:
+			return s.unexpected("',' or '}' in an object")
+		}
 	}
 }
 
-// jsonString returns the string raw holds, or raw's JSON text when it is another kind of
-// value. Most log lines need no unescaping, so they skip the reflective decoder.
+// skipValue steps over one JSON value, checking its syntax.
+func (s *scanner) skipValue(depth int) error {
+	switch c := s.peek(); {
+	case c == '{':
+		return s.object(depth, nil)
+	case c == '[':
+		if depth > maxDepth {
+			return errors.New("nesting too deep")
+		}
+		s.pos++
+		s.skipSpace()
+		if s.peek() == ']' {
+			s.pos++
+			return nil
+		}
+		for {
+			if err := s.skipValue(depth + 1); err != nil {
+				return err
+			}
+			s.skipSpace()
+			switch s.peek() {
+			case ',':
+				s.pos++
+				s.skipSpace()
+			case ']':
+				s.pos++
+				return nil
+			default:
+				return s.unexpected("',' or ']' in an array")
+			}
+		}
+	case c == '"':
+		return s.skipString()
+	case c == 't':
+		return s.literal("true")
+	case c == 'f':
+		return s.literal("false")
+	case c == 'n':
+		return s.literal("null")
+	case c == '-' || c >= '0' && c <= '9':
+		return s.skipNumber()
+	default:
+		return s.unexpected("a value")
+	}
+}
+
+func (s *scanner) literal(lit string) error {
+	if !bytes.HasPrefix(s.buf[s.pos:], []byte(lit)) {
+		return s.unexpected(lit)
+	}
+	s.pos += len(lit)
+	return nil
+}
+
+// skipString steps over a string, refusing raw control characters and bad escapes as JSON does.
+func (s *scanner) skipString() error {
+	s.pos++ // opening quote
+	for s.pos < len(s.buf) {
+		c := s.buf[s.pos]
+		switch {
+		case c == '"':
+			s.pos++
+			return nil
+		case c == '\\':
+			if s.pos+1 >= len(s.buf) {
+				s.pos++
+				return s.unexpected("an escape")
+			}
+			switch s.buf[s.pos+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				s.pos += 2
+			case 'u':
+				if hex4(s.buf[s.pos+2:]) < 0 {
+					s.pos++
+					return s.unexpected(`four hex digits after \u`)
+				}
+				s.pos += 6
+			default:
+				s.pos++
+				return s.unexpected("an escape")
+			}
+		case c < 0x20:
+			return s.unexpected("no control character in a string")
+		default:
+			s.pos++
+		}
+	}
+	return s.unexpected("the end of a string")
+}
+
+// skipNumber steps over a number following JSON's grammar.
+func (s *scanner) skipNumber() error {
+	digits := func() int {
+		n := 0
+		for s.pos < len(s.buf) && s.buf[s.pos] >= '0' && s.buf[s.pos] <= '9' {
+			s.pos++
+			n++
+		}
+		return n
+	}
+	if s.peek() == '-' {
+		s.pos++
+	}
+	if s.peek() == '0' {
+		s.pos++
+	} else if digits() == 0 {
+		return s.unexpected("a digit")
+	}
+	if s.peek() == '.' {
+		s.pos++
+		if digits() == 0 {
+			return s.unexpected("a digit after '.'")
+		}
+	}
+	if c := s.peek(); c == 'e' || c == 'E' {
+		s.pos++
+		if c := s.peek(); c == '+' || c == '-' {
+			s.pos++
+		}
+		if digits() == 0 {
+			return s.unexpected("a digit in the exponent")
+		}
+	}
+	return nil
+}
+
+// internType returns the constant for a known type, so events share one string.
+func internType(s string) EventType {
+	switch t := EventType(s); t {
+	case TypeFunction, TypeExtensionLog, TypeStart, TypeRuntimeDone, TypeReport, TypeInitStart,
+		TypeInitRuntimeDone, TypeInitReport, TypeRestoreStart, TypeRestoreRuntimeDone,
+		TypeRestoreReport, TypeExtension, TypeTelemetrySubscription, TypeLogsDropped:
+		return t
+	default:
+		return EventType(s)
+	}
+}
+
+// newPlatformRecord returns an empty record for a platform type, or nil for one it does not know.
+func newPlatformRecord(t EventType) Record {
+	switch t {
+	case TypeInitStart:
+		return new(InitStart)
+	case TypeInitRuntimeDone:
+		return new(InitRuntimeDone)
+	case TypeInitReport:
+		return new(InitReport)
+	case TypeStart:
+		return new(Start)
+	case TypeRuntimeDone:
+		return new(RuntimeDone)
+	case TypeReport:
+		return new(Report)
+	case TypeRestoreStart:
+		return new(RestoreStart)
+	case TypeRestoreRuntimeDone:
+		return new(RestoreRuntimeDone)
+	case TypeRestoreReport:
+		return new(RestoreReport)
+	case TypeExtension:
+		return new(Extension)
+	case TypeTelemetrySubscription:
+		return new(TelemetrySubscription)
+	case TypeLogsDropped:
+		return new(LogsDropped)
+	default:
+		return nil
+	}
+}
+
+// decodeLogObject reads a log line in the JSON log format; raw must be owned by the caller.
+func decodeLogObject(raw json.RawMessage) Record {
+	var w struct {
+		Timestamp    json.RawMessage `json:"timestamp"`
+		Level        json.RawMessage `json:"level"`
+		RequestID    json.RawMessage `json:"requestId"`
+		AWSRequestID json.RawMessage `json:"AWSrequestId"`
+		Message      json.RawMessage `json:"message"`
+	}
+	if err := json.Unmarshal(raw, &w); err != nil {
+		return &Raw{JSON: raw, Err: "log record: " + err.Error()}
+	}
+	l := &Log{Object: raw, Level: jsonString(w.Level), RequestID: jsonString(w.RequestID), Message: jsonString(w.Message)}
+	if l.RequestID == "" {
+		l.RequestID = jsonString(w.AWSRequestID)
+	}
+	l.Timestamp, _ = parseTimeJSON(w.Timestamp)
+	return l
+}
+
+// jsonString returns the string raw holds, or raw's JSON text when it is another kind of value.
 func jsonString(raw json.RawMessage) string {
 	if len(raw) < 2 || raw[0] != '"' {
 		return string(raw)
 	}
-	inner := raw[1 : len(raw)-1]
-	if plainJSONString(inner) {
+	if inner := raw[1 : len(raw)-1]; plainJSONString(inner) {
 		return string(inner)
 	}
 	var s string
@@ -160,12 +557,16 @@ func jsonString(raw json.RawMessage) string {
 // plainJSONString reports whether b, the inside of a JSON string, reads as itself: no
 // escapes, no control characters, valid UTF-8.
 func plainJSONString(b []byte) bool {
+	ascii := true
 	for _, c := range b {
 		if c == '\\' || c < 0x20 || c == '"' {
 			return false
 		}
+		if c >= utf8.RuneSelf {
+			ascii = false
+		}
 	}
-	return utf8.Valid(b)
+	return ascii || utf8.Valid(b)
 }
 
 // parseTimeJSON reads a JSON string value holding a timestamp.
@@ -182,8 +583,12 @@ func parseTimeString(s string) time.Time {
 }
 
 // parseTime reads an ISO 8601 timestamp with or without fractional seconds, and also the
-// "12:01:23:521Z" form (a colon before the milliseconds) that the guide's examples use.
+// "12:01:23:521Z" form (a colon before the milliseconds) that the guide's examples use. The
+// platform's own form, 2022-10-12T00:00:15.064Z, is read without time.Parse.
 func parseTime(s string) (time.Time, bool) {
+	if t, ok := parseUTC(s); ok {
+		return t, true
+	}
 	if s == "" {
 		return time.Time{}, false
 	}
@@ -196,4 +601,51 @@ func parseTime(s string) (time.Time, bool) {
 		}
 	}
 	return time.Time{}, false
+}
+
+// parseUTC reads YYYY-MM-DDTHH:MM:SS[.fraction]Z; anything else is left to time.Parse.
+func parseUTC(s string) (time.Time, bool) {
+	if len(s) < 20 || s[len(s)-1] != 'Z' || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' {
+		return time.Time{}, false
+	}
+	num := func(a, b int) (int, bool) {
+		n := 0
+		for i := a; i < b; i++ {
+			c := s[i]
+			if c < '0' || c > '9' {
+				return 0, false
+			}
+			n = n*10 + int(c-'0')
+		}
+		return n, true
+	}
+	year, ok1 := num(0, 4)
+	month, ok2 := num(5, 7)
+	day, ok3 := num(8, 10)
+	hour, ok4 := num(11, 13)
+	minute, ok5 := num(14, 16)
+	sec, ok6 := num(17, 19)
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || sec > 59 {
+		return time.Time{}, false
+	}
+	nsec := 0
+	switch frac := s[19 : len(s)-1]; {
+	case frac == "":
+	case frac[0] == '.' && len(frac) >= 2 && len(frac) <= 10:
+		n, ok := num(20, len(s)-1)
+		if !ok {
+			return time.Time{}, false
+		}
+		for range 10 - len(frac) {
+			n *= 10
+		}
+		nsec = n
+	default:
+		return time.Time{}, false
+	}
+	t := time.Date(year, time.Month(month), day, hour, minute, sec, nsec, time.UTC)
+	if t.Day() != day { // 31 April and the like: time.Date would roll over
+		return time.Time{}, false
+	}
+	return t, true
 }

@@ -275,7 +275,12 @@ func TestDecodeBatchErrors(t *testing.T) {
 		{"object", `{"type":"function"}`, 0, "not a JSON array"},
 		{"truncated keeps the prefix", `[{"type":"function","record":"a"},{"type":"function","record":"b`, 1, "event 1 at byte"},
 		{"garbage after an element", `[{"type":"function","record":"a"} x]`, 1, "event 1"},
-		{"unclosed array", `[{"type":"function","record":"a"}`, 1, "end of batch"},
+		{"unclosed array", `[{"type":"function","record":"a"}`, 1, "unexpected end of the body"},
+		{"data after the array", `[{"type":"function","record":"a"}] x`, 1, "end of batch"},
+		{"raw control character in a string", "[{\"type\":\"function\",\"record\":\"a\x01\"}]", 0, "control character"},
+		{"bad escape", `[{"type":"function","record":"\q"}]`, 0, "an escape"},
+		{"bad number", `[{"type":"function","record":01}]`, 0, "',' or '}'"},
+		{"deep nesting", "[" + strings.Repeat("[", 2000) + strings.Repeat("]", 2000) + "]", 0, "nesting too deep"},
 		{"whitespace everywhere", " [ {\"type\" : \"function\" , \"record\" : \"a\" } , {\"type\":\"function\",\"record\":\"b\"} ] ", 2, ""},
 	}
 	for _, tt := range tests {
@@ -308,8 +313,8 @@ func TestDecodeSizesAddUp(t *testing.T) {
 		}
 		total += e.Size
 	}
-	// In a compact batch every byte but the brackets belongs to some event.
-	if inner := len(body) - 2; total != inner {
+	// In a compact batch every byte but the brackets and the commas belongs to some event.
+	if inner := len(body) - 2 - (len(events) - 1); total != inner {
 		t.Errorf("sizes add to %d, body holds %d", total, inner)
 	}
 }
@@ -354,6 +359,30 @@ func TestParseTime(t *testing.T) {
 		}
 		if want, _ := time.Parse(time.RFC3339Nano, tt.want); !ok || !got.Equal(want) {
 			t.Errorf("parseTime(%q) = %v, %v; want %v", tt.in, got, ok, want)
+		}
+	}
+}
+
+// TestUnquoteMatchesEncodingJSON holds the unescaper to encoding/json on the cases where
+// they could part ways: escapes, surrogate pairs, lone surrogates and invalid UTF-8.
+func TestUnquoteMatchesEncodingJSON(t *testing.T) {
+	for _, in := range []string{
+		`plain`, `tab\there`, `q\"uote\\ slash\/`, `\b\f\n\r\t`, `caf\u00e9`, `\u00E9\u4e2d`,
+		`emoji \ud83d\ude00`, `lone \ud83d x`, `lone low \ude00`, `high then text \ud83dabc`,
+		`two highs \ud83d\ud83d`, "bad utf8 \xff\xfe", "mixed \xc3\xa9 \\n",
+	} {
+		var want string
+		if err := json.Unmarshal([]byte(`"`+in+`"`), &want); err != nil {
+			t.Fatalf("%q: encoding/json: %v", in, err)
+		}
+		got, ok := unquote([]byte(in))
+		if !ok || got != want {
+			t.Errorf("unquote(%q) = %q, %v; encoding/json reads %q", in, got, ok, want)
+		}
+	}
+	for _, bad := range []string{`trailing\`, `\x`, `\u12`, `\u12g4`, "ctl\x01", `quote"`} {
+		if got, ok := unquote([]byte(bad)); ok {
+			t.Errorf("unquote(%q) = %q, want failure", bad, got)
 		}
 	}
 }

@@ -1,6 +1,8 @@
 package telemetry
 
 import (
+	"bytes"
+	"encoding/json"
 	"testing"
 
 	"github.com/valyala/fasthttp"
@@ -15,11 +17,38 @@ func addSeeds(f *testing.F) {
 }
 
 // FuzzDecodeBatch checks that no body makes the decoder panic, return a nil record, or
-// account for more bytes than it was given.
+// account for more bytes than it was given, and holds the hand-written scanner to
+// encoding/json: the same bodies are valid, with the same elements and the same text.
 func FuzzDecodeBatch(f *testing.F) {
 	addSeeds(f)
 	f.Fuzz(func(t *testing.T, body []byte) {
-		events, _ := DecodeBatch(nil, body)
+		events, err := DecodeBatch(nil, body)
+		trimmed := bytes.TrimSpace(body)
+		valid := json.Valid(body) && len(trimmed) > 0 && trimmed[0] == '['
+		if valid != (err == nil) {
+			t.Fatalf("encoding/json says valid=%v, DecodeBatch says %v", valid, err)
+		}
+		if valid {
+			var elems []struct {
+				Type   string          `json:"type"`
+				Record json.RawMessage `json:"record"`
+			}
+			if jerr := json.Unmarshal(body, &elems); jerr == nil {
+				if len(elems) != len(events) {
+					t.Fatalf("%d events, encoding/json sees %d", len(events), len(elems))
+				}
+				for i, e := range elems {
+					l, ok := events[i].Record.(*Log)
+					var want string
+					if !ok || len(e.Record) == 0 || e.Record[0] != '"' || json.Unmarshal(e.Record, &want) != nil {
+						continue
+					}
+					if l.Text != want {
+						t.Fatalf("event %d text %q, encoding/json reads %q", i, l.Text, want)
+					}
+				}
+			}
+		}
 		total := 0
 		for _, e := range events {
 			if e.Record == nil {
