@@ -116,18 +116,18 @@ func (s *scanner) event() (Event, error) {
 		}
 		return Event{Record: &Raw{JSON: bytes.Clone(s.buf[start:s.pos]), Err: "event envelope: not a JSON object"}}, nil
 	}
-	var env envelope
+	env := members{names: envelopeNames}
 	if err := s.object(0, &env); err != nil {
 		return Event{}, err
 	}
 	var ev Event
 	var bad []string
-	if str, isStr, ok := s.text(env.time); !ok {
+	if str, isStr, ok := s.text(env.found[0]); !ok {
 		bad = append(bad, "time is not a string")
 	} else if isStr {
 		ev.Time = parseTimeString(str)
 	}
-	if str, isStr, ok := s.text(env.typ); !ok {
+	if str, isStr, ok := s.text(env.found[1]); !ok {
 		bad = append(bad, "type is not a string")
 	} else if isStr {
 		ev.Type = internType(str)
@@ -136,25 +136,33 @@ func (s *scanner) event() (Event, error) {
 		ev.Record = &Raw{JSON: bytes.Clone(s.buf[start:s.pos]), Err: "event envelope: " + strings.Join(bad, "; ")}
 		return ev, nil
 	}
-	ev.Record = s.record(ev.Type, env.record)
+	ev.Record = s.record(ev.Type, env.found[2])
 	return ev, nil
 }
 
 // span locates a value in the batch: buf[a:b].
 type span struct{ a, b int }
 
-// envelope locates the members of an event that DecodeBatch reads.
-type envelope struct{ time, typ, record span }
+// Members located in an event and in a JSON log line. Names match in any letter case, as
+// encoding/json matches them.
+var (
+	envelopeNames = []string{"time", "type", "record"}
+	logNames      = []string{"timestamp", "level", "requestId", "AWSrequestId", "message"}
+)
 
-// set records the value just read for key, when it is one of the envelope's.
-func (e *envelope) set(key []byte, v span) {
-	switch {
-	case bytes.EqualFold(key, []byte("time")):
-		e.time = v
-	case bytes.EqualFold(key, []byte("type")):
-		e.typ = v
-	case bytes.EqualFold(key, []byte("record")):
-		e.record = v
+// members locates, while an object is read, the values of the members it names: found[i]
+// is the value of names[i], empty when absent (the last one wins, as in encoding/json).
+type members struct {
+	names []string
+	found [5]span
+}
+
+func (m *members) set(key []byte, v span) {
+	for i, n := range m.names {
+		if len(key) == len(n) && bytes.EqualFold(key, []byte(n)) {
+			m.found[i] = v
+			return
+		}
 	}
 }
 
@@ -284,7 +292,7 @@ func (s *scanner) record(t EventType, v span) Record {
 		case raw[0] == '"':
 			return &Log{Text: s.jsonString(v)}
 		case raw[0] == '{':
-			return decodeLogObject(bytes.Clone(raw))
+			return s.logObject(v)
 		default:
 			return &Log{Text: s.str[v.a:v.b]}
 		}
@@ -302,8 +310,8 @@ func (s *scanner) record(t EventType, v span) Record {
 	return rec
 }
 
-// object reads an object at pos, locating the envelope's members in env when env is not nil.
-func (s *scanner) object(depth int, env *envelope) error {
+// object reads an object at pos, locating the members m names when m is not nil.
+func (s *scanner) object(depth int, m *members) error {
 	if depth > maxDepth {
 		return errors.New("nesting too deep")
 	}
@@ -332,8 +340,8 @@ func (s *scanner) object(depth int, env *envelope) error {
 		if err := s.skipValue(depth + 1); err != nil {
 			return err
 		}
-		if env != nil {
-			env.set(key, span{vstart, s.pos})
+		if m != nil {
+			m.set(key, span{vstart, s.pos})
 		}
 		s.skipSpace()
 		switch s.peek() {
@@ -519,39 +527,35 @@ func newPlatformRecord(t EventType) Record {
 	}
 }
 
-// decodeLogObject reads a log line in the JSON log format; raw must be owned by the caller.
-func decodeLogObject(raw json.RawMessage) Record {
-	var w struct {
-		Timestamp    json.RawMessage `json:"timestamp"`
-		Level        json.RawMessage `json:"level"`
-		RequestID    json.RawMessage `json:"requestId"`
-		AWSRequestID json.RawMessage `json:"AWSrequestId"`
-		Message      json.RawMessage `json:"message"`
+// logObject reads a log line in the JSON log format at v, an object already checked by
+// the walk over the batch.
+func (s *scanner) logObject(v span) Record {
+	m := members{names: logNames}
+	sub := scanner{buf: s.buf[:v.b], str: s.str, pos: v.a}
+	if err := sub.object(0, &m); err != nil {
+		return &Raw{JSON: bytes.Clone(s.buf[v.a:v.b]), Err: "log record: " + err.Error()}
 	}
-	if err := json.Unmarshal(raw, &w); err != nil {
-		return &Raw{JSON: raw, Err: "log record: " + err.Error()}
+	l := &Log{
+		Object:    bytes.Clone(s.buf[v.a:v.b]),
+		Level:     s.valueText(m.found[1]),
+		RequestID: s.valueText(m.found[2]),
+		Message:   s.valueText(m.found[4]),
 	}
-	l := &Log{Object: raw, Level: jsonString(w.Level), RequestID: jsonString(w.RequestID), Message: jsonString(w.Message)}
 	if l.RequestID == "" {
-		l.RequestID = jsonString(w.AWSRequestID)
+		l.RequestID = s.valueText(m.found[3])
 	}
-	l.Timestamp, _ = parseTimeJSON(w.Timestamp)
+	if ts, isStr, _ := s.text(m.found[0]); isStr {
+		l.Timestamp, _ = parseTime(ts)
+	}
 	return l
 }
 
-// jsonString returns the string raw holds, or raw's JSON text when it is another kind of value.
-func jsonString(raw json.RawMessage) string {
-	if len(raw) < 2 || raw[0] != '"' {
-		return string(raw)
+// valueText returns the string at v, or the JSON text of a value of another kind.
+func (s *scanner) valueText(v span) string {
+	if v.b-v.a >= 2 && s.buf[v.a] == '"' {
+		return s.jsonString(v)
 	}
-	if inner := raw[1 : len(raw)-1]; plainJSONString(inner) {
-		return string(inner)
-	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return string(raw)
-	}
-	return s
+	return s.str[v.a:v.b]
 }
 
 // plainJSONString reports whether b, the inside of a JSON string, reads as itself: no
