@@ -7,7 +7,6 @@ import (
 	"net"
 	"strconv"
 	"sync"
-	"time"
 
 	"github.com/valyala/fasthttp"
 )
@@ -19,9 +18,15 @@ const SandboxHost = "sandbox.localdomain"
 // {"time":"2022-08-20T12:31:32.123Z","type":"platform.telemetrySubscription","record":…}.
 const envelopeBytes = 128
 
-// resolveTimeout bounds the look-up of SandboxHost. Inside Lambda it is answered from
-// /etc/hosts at once; elsewhere a DNS round trip must not cost the cold start more than this.
-const resolveTimeout = 50 * time.Millisecond
+// hostsOnly resolves names from /etc/hosts alone. Lambda lists SandboxHost there; asking DNS
+// instead would put a network round trip (or its timeout) on the cold start, and outside
+// Lambda would send the name to whatever resolver the machine has.
+var hostsOnly = &net.Resolver{
+	PreferGo: true,
+	Dial: func(context.Context, string, string) (net.Conn, error) {
+		return nil, errors.New("DNS is not consulted for " + SandboxHost)
+	},
+}
 
 // MaxBodyBytes is the largest POST body a subscription with buffering b can deliver:
 // twice maxBytes plus the per-record envelope, as the Telemetry API documents.
@@ -31,7 +36,7 @@ func MaxBodyBytes(b Buffering) int {
 
 // ListenerConfig says where the listener binds and how large a POST it takes.
 type ListenerConfig struct {
-	// Host to bind. Empty means SandboxHost when it resolves, else 127.0.0.1.
+	// Host to bind. Empty means SandboxHost when /etc/hosts lists it, else 127.0.0.1.
 	Host string
 	// Port to bind; 0 picks a free one.
 	Port int
@@ -233,9 +238,7 @@ func (l *Listener) handleError(rc *fasthttp.RequestCtx, err error) {
 
 // resolveSandbox returns the address to bind and the host name to publish.
 func resolveSandbox(ctx context.Context) (bindHost, uriHost string) {
-	ctx, cancel := context.WithTimeout(ctx, resolveTimeout)
-	defer cancel()
-	if addrs, err := net.DefaultResolver.LookupHost(ctx, SandboxHost); err == nil && len(addrs) > 0 {
+	if addrs, err := hostsOnly.LookupHost(ctx, SandboxHost); err == nil && len(addrs) > 0 {
 		return addrs[0], SandboxHost
 	}
 	return "127.0.0.1", "127.0.0.1"

@@ -27,7 +27,10 @@ func TestMain(m *testing.M) {
 	}
 	bin = filepath.Join(dir, "lambda-otel")
 	code := 2
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+	// Built as the layer ships it: static, so start-up is measured as users get it.
+	build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
 	} else {
 		code = m.Run()
@@ -128,4 +131,40 @@ func TestBinaryWithoutRuntimeAPI(t *testing.T) {
 	if !strings.Contains(string(out), "AWS_LAMBDA_RUNTIME_API is not set") {
 		t.Errorf("output: %s", out)
 	}
+}
+
+// BenchmarkStartToFirstNext measures the extension's share of a cold start: from starting
+// the process to its first event/next, through register, listener start and subscribe.
+func BenchmarkStartToFirstNext(b *testing.B) {
+	api := lambdatest.New(lambdatest.Options{})
+	defer api.Close()
+	var total time.Duration
+	n := 0
+	for b.Loop() {
+		n++
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		cmd := exec.CommandContext(ctx, bin)
+		cmd.Env = []string{"AWS_LAMBDA_RUNTIME_API=" + api.Addr(), "LAMBDA_OTEL_LISTENER_PORT=0"}
+		start := time.Now()
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		select {
+		case <-api.NextCalls:
+		case <-ctx.Done():
+			b.Fatal("no event/next")
+		}
+		total += time.Since(start)
+		<-api.Registers
+		<-api.Subscribes
+		if err := api.SendRaw(ctx, 200, []byte(`{"eventType":"SHUTDOWN","shutdownReason":"SPINDOWN"}`)); err != nil {
+			b.Fatal(err)
+		}
+		if err := cmd.Wait(); err != nil {
+			b.Fatal(err)
+		}
+		cancel()
+	}
+	b.ReportMetric(float64(total.Microseconds())/float64(n)/1000, "ms-to-next")
+	b.ReportMetric(0, "ns/op")
 }
