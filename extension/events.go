@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -101,7 +102,7 @@ func (m *EpochMillis) UnmarshalJSON(b []byte) error {
 		return nil
 	}
 	f, err := strconv.ParseFloat(s, 64)
-	if err != nil {
+	if err != nil || math.IsNaN(f) || math.Abs(f) >= math.MaxInt64 {
 		return fmt.Errorf("deadlineMs %s is not epoch milliseconds", b)
 	}
 	*m = EpochMillis(f)

@@ -15,9 +15,9 @@ import (
 
 var intType = reflect.TypeFor[int64]()
 
-// maxDepth bounds nesting inside a batch. Telemetry records nest a few levels; a body
-// nesting deeper is hostile, and walking it must not exhaust the stack.
-const maxDepth = 512
+// maxDepth bounds nesting inside a batch, at encoding/json's own limit, so that both accept
+// the same bodies.
+const maxDepth = 10000
 
 // DecodeBatch decodes a Telemetry API POST body, a JSON array of events, appending the
 // events to dst. It keeps going past an element whose envelope or record has the wrong
@@ -44,6 +44,15 @@ func DecodeBatch(dst []Event, body []byte) ([]Event, error) {
 		s.pos++
 		return dst, s.end()
 	}
+	first, used := len(dst), 0
+	// Text fields slice one copy of the body. When the events hold less than half of it
+	// (padding, or a prefix kept from a broken batch), they get their own copies instead,
+	// so the buffer's byte bound stays a bound on memory.
+	defer func() {
+		if used < len(body)/2 {
+			detach(dst[first:])
+		}
+	}()
 	for i := 0; ; i++ {
 		start := s.pos
 		ev, err := s.event()
@@ -51,6 +60,7 @@ func DecodeBatch(dst []Event, body []byte) ([]Event, error) {
 			return dst, fmt.Errorf("event %d at byte %d: %w", i, start, err)
 		}
 		ev.Size = s.pos - start
+		used += ev.Size
 		dst = append(dst, ev)
 		s.skipSpace()
 		switch s.peek() {
@@ -110,14 +120,15 @@ func (s *scanner) end() error {
 // event reads one element of the array.
 func (s *scanner) event() (Event, error) {
 	start := s.pos
+	// Depth counts enclosing containers, the batch's array being the first.
 	if s.peek() != '{' {
-		if err := s.skipValue(0); err != nil {
+		if err := s.skipValue(1); err != nil {
 			return Event{}, err
 		}
 		return Event{Record: &Raw{JSON: bytes.Clone(s.buf[start:s.pos]), Err: "event envelope: not a JSON object"}}, nil
 	}
 	env := members{names: envelopeNames}
-	if err := s.object(0, &env); err != nil {
+	if err := s.object(1, &env); err != nil {
 		return Event{}, err
 	}
 	var ev Event
@@ -157,9 +168,22 @@ type members struct {
 	found [5]span
 }
 
-func (m *members) set(key []byte, v span) {
+// set records v for key, unescaped and folded as encoding/json matches names. A null
+// value counts as absent, as it leaves a string field untouched there.
+func (m *members) set(s *scanner, key []byte, v span) {
+	if string(s.buf[v.a:v.b]) == "null" {
+		return
+	}
+	if bytes.IndexByte(key, '\\') >= 0 {
+		k, ok := unquote(key)
+		if !ok {
+			return
+		}
+		key = []byte(k)
+	}
 	for i, n := range m.names {
-		if len(key) == len(n) && bytes.EqualFold(key, []byte(n)) {
+		// Folding only ever lengthens a name (ſ for s, K for k), never shortens it.
+		if len(key) >= len(n) && bytes.EqualFold(key, []byte(n)) {
 			m.found[i] = v
 			return
 		}
@@ -287,7 +311,7 @@ func (s *scanner) record(t EventType, v span) Record {
 	raw := s.buf[v.a:v.b]
 	if t == TypeFunction || t == TypeExtensionLog {
 		switch {
-		case len(raw) == 0:
+		case len(raw) == 0 || string(raw) == "null":
 			return &Log{}
 		case raw[0] == '"':
 			return &Log{Text: s.jsonString(v)}
@@ -312,7 +336,7 @@ func (s *scanner) record(t EventType, v span) Record {
 
 // object reads an object at pos, locating the members m names when m is not nil.
 func (s *scanner) object(depth int, m *members) error {
-	if depth > maxDepth {
+	if depth+1 > maxDepth {
 		return errors.New("nesting too deep")
 	}
 	s.pos++ // '{'
@@ -341,7 +365,7 @@ func (s *scanner) object(depth int, m *members) error {
 			return err
 		}
 		if m != nil {
-			m.set(key, span{vstart, s.pos})
+			m.set(s, key, span{vstart, s.pos})
 		}
 		s.skipSpace()
 		switch s.peek() {
@@ -357,13 +381,14 @@ func (s *scanner) object(depth int, m *members) error {
 	}
 }
 
-// skipValue steps over one JSON value, checking its syntax.
+// skipValue steps over one JSON value, checking its syntax; depth is the number of
+// containers around it.
 func (s *scanner) skipValue(depth int) error {
 	switch c := s.peek(); {
 	case c == '{':
 		return s.object(depth, nil)
 	case c == '[':
-		if depth > maxDepth {
+		if depth+1 > maxDepth {
 			return errors.New("nesting too deep")
 		}
 		s.pos++
@@ -483,16 +508,24 @@ func (s *scanner) skipNumber() error {
 	return nil
 }
 
-// internType returns the constant for a known type, so events share one string.
-func internType(s string) EventType {
-	switch t := EventType(s); t {
-	case TypeFunction, TypeExtensionLog, TypeStart, TypeRuntimeDone, TypeReport, TypeInitStart,
-		TypeInitRuntimeDone, TypeInitReport, TypeRestoreStart, TypeRestoreRuntimeDone,
-		TypeRestoreReport, TypeExtension, TypeTelemetrySubscription, TypeLogsDropped:
-		return t
-	default:
-		return EventType(s)
+// knownTypes maps each known type's name to its constant.
+var knownTypes = func() map[string]EventType {
+	m := make(map[string]EventType)
+	for _, t := range []EventType{TypeFunction, TypeExtensionLog, TypeStart, TypeRuntimeDone, TypeReport,
+		TypeInitStart, TypeInitRuntimeDone, TypeInitReport, TypeRestoreStart, TypeRestoreRuntimeDone,
+		TypeRestoreReport, TypeExtension, TypeTelemetrySubscription, TypeLogsDropped} {
+		m[string(t)] = t
 	}
+	return m
+}()
+
+// internType returns the constant for a known type, so that no event's type keeps the
+// batch's copy alive; an unknown type gets its own copy.
+func internType(s string) EventType {
+	if t, ok := knownTypes[s]; ok {
+		return t
+	}
+	return EventType(strings.Clone(s))
 }
 
 // newPlatformRecord returns an empty record for a platform type, or nil for one it does not know.
@@ -532,7 +565,7 @@ func newPlatformRecord(t EventType) Record {
 func (s *scanner) logObject(v span) Record {
 	m := members{names: logNames}
 	sub := scanner{buf: s.buf[:v.b], str: s.str, pos: v.a}
-	if err := sub.object(0, &m); err != nil {
+	if err := sub.object(1, &m); err != nil {
 		return &Raw{JSON: bytes.Clone(s.buf[v.a:v.b]), Err: "log record: " + err.Error()}
 	}
 	l := &Log{
@@ -550,12 +583,25 @@ func (s *scanner) logObject(v span) Record {
 	return l
 }
 
-// valueText returns the string at v, or the JSON text of a value of another kind.
+// valueText returns the string at v, or the JSON text of a value of another kind; "" when
+// absent.
 func (s *scanner) valueText(v span) string {
 	if v.b-v.a >= 2 && s.buf[v.a] == '"' {
 		return s.jsonString(v)
 	}
 	return s.str[v.a:v.b]
+}
+
+// detach gives the text of events their own memory, releasing the batch's copy.
+func detach(events []Event) {
+	for i := range events {
+		if l, ok := events[i].Record.(*Log); ok {
+			l.Text = strings.Clone(l.Text)
+			l.Level = strings.Clone(l.Level)
+			l.RequestID = strings.Clone(l.RequestID)
+			l.Message = strings.Clone(l.Message)
+		}
+	}
 }
 
 // plainJSONString reports whether b, the inside of a JSON string, reads as itself: no

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata")
@@ -280,7 +281,9 @@ func TestDecodeBatchErrors(t *testing.T) {
 		{"raw control character in a string", "[{\"type\":\"function\",\"record\":\"a\x01\"}]", 0, "control character"},
 		{"bad escape", `[{"type":"function","record":"\q"}]`, 0, "an escape"},
 		{"bad number", `[{"type":"function","record":01}]`, 0, "',' or '}'"},
-		{"deep nesting", "[" + strings.Repeat("[", 2000) + strings.Repeat("]", 2000) + "]", 0, "nesting too deep"},
+		{"nesting as deep as encoding/json allows", "[" + strings.Repeat("[", 9999) + strings.Repeat("]", 9999) + "]", 1, ""},
+		{"deeper nesting", "[" + strings.Repeat("[", 10001) + strings.Repeat("]", 10001) + "]", 0, "nesting too deep"},
+		{"escaped and folded member names", `[{"\u0074ype":"function","ReCoRd":"x"}]`, 1, ""},
 		{"whitespace everywhere", " [ {\"type\" : \"function\" , \"record\" : \"a\" } , {\"type\":\"function\",\"record\":\"b\"} ] ", 2, ""},
 	}
 	for _, tt := range tests {
@@ -384,5 +387,42 @@ func TestUnquoteMatchesEncodingJSON(t *testing.T) {
 		if got, ok := unquote([]byte(bad)); ok {
 			t.Errorf("unquote(%q) = %q, want failure", bad, got)
 		}
+	}
+}
+
+// gap is the distance in memory from a's bytes to b's.
+func gap(a, b string) uintptr {
+	return uintptr(unsafe.Pointer(unsafe.StringData(b))) - uintptr(unsafe.Pointer(unsafe.StringData(a)))
+}
+
+// TestDecodeDoesNotPinBatches checks the memory the decoded events keep: known types are
+// the package's constants, and the text of a batch the events fill only in small part
+// does not keep the whole batch alive.
+func TestDecodeDoesNotPinBatches(t *testing.T) {
+	tests := []struct {
+		name       string
+		padding    string
+		wantShared bool
+	}{
+		{"dense batch shares one copy", "", true},
+		{"padded batch gets its own copies", strings.Repeat(" ", 4096), false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body := `[{"time":"2022-10-12T00:03:50.000Z","type":"function","record":"first"}` + tt.padding +
+				`,{"time":"2022-10-12T00:03:50.000Z","type":"function","record":"second"}]`
+			events, err := DecodeBatch(nil, []byte(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if unsafe.StringData(string(events[0].Type)) != unsafe.StringData(string(TypeFunction)) {
+				t.Error("a known type is not the package's constant")
+			}
+			a, b := events[0].Record.(*Log).Text, events[1].Record.(*Log).Text
+			inBody := uintptr(strings.Index(body, "second") - strings.Index(body, "first"))
+			if shared := gap(a, b) == inBody; shared != tt.wantShared {
+				t.Errorf("lines share the batch's copy: %v, want %v", shared, tt.wantShared)
+			}
+		})
 	}
 }

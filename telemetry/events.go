@@ -6,6 +6,7 @@ package telemetry
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"strconv"
 	"time"
 )
@@ -128,7 +129,7 @@ func (n *Int) UnmarshalJSON(b []byte) error {
 		return nil
 	}
 	f, err := strconv.ParseFloat(string(b), 64)
-	if err != nil {
+	if err != nil || math.IsNaN(f) || math.Abs(f) >= math.MaxInt64 {
 		return &json.UnmarshalTypeError{Value: "number " + string(b), Type: intType}
 	}
 	*n = Int(f)
