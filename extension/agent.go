@@ -11,9 +11,20 @@ import (
 	"github.com/lambda-otel/lambda-otel/telemetry"
 )
 
-// closeTimeout bounds closing the listener when the loop ended without a SHUTDOWN deadline
-// (the process was told to stop).
-const closeTimeout = time.Second
+// Bounds of the agent's waits.
+const (
+	// closeTimeout bounds closing the listener: deliveries still on the wire need far less.
+	closeTimeout = 100 * time.Millisecond
+	// initCallTimeout bounds register and subscribe, so that a hung API cannot hold the
+	// environment's init until Lambda's 10 s limit.
+	initCallTimeout = 2 * time.Second
+	// finalQuietMargin is added to the platform's batching timeout to decide, at shutdown,
+	// that no more telemetry is on its way.
+	finalQuietMargin = 50 * time.Millisecond
+	// maxFinalWait caps the wait for the last telemetry at shutdown, whatever the
+	// deadline, leaving the rest of the shutdown phase for flushing.
+	maxFinalWait = 500 * time.Millisecond
+)
 
 // Options wire an extension run.
 type Options struct {
@@ -27,7 +38,8 @@ type Options struct {
 	// Logger receives the extension's own log lines. They reach CloudWatch and, through
 	// the extension stream, the extension itself, so nothing logs per event.
 	Logger *slog.Logger
-	// HTTPClient talks to the Lambda APIs; nil uses one without timeouts, which event/next needs.
+	// HTTPClient talks to the Lambda APIs; nil uses one without timeouts (which event/next
+	// needs) and without proxies (the APIs are local whatever HTTP_PROXY the function sets).
 	HTTPClient *http.Client
 }
 
@@ -42,54 +54,69 @@ func Run(ctx context.Context, o Options) error {
 	}
 	hc := o.HTTPClient
 	if hc == nil {
-		hc = &http.Client{}
+		tr := &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 2}
+		defer tr.CloseIdleConnections()
+		hc = &http.Client{Transport: tr}
 	}
 	if o.RuntimeAPI == "" {
 		return errors.New("AWS_LAMBDA_RUNTIME_API is not set: lambda-otel runs as a Lambda extension, started by Lambda or by lambda-emulator")
 	}
 	client := NewClient(o.RuntimeAPI, o.Name, hc)
-	reg, err := client.Register(ctx, []EventType{Invoke, Shutdown}, FeatureAccountID)
+	rctx, cancel := context.WithTimeout(ctx, initCallTimeout)
+	reg, err := client.Register(rctx, []EventType{Invoke, Shutdown}, FeatureAccountID)
+	cancel()
 	if err != nil {
 		return fmt.Errorf("registering extension %q: %w", o.Name, err)
 	}
 	if o.ConfigErr != nil {
 		log.Warn("configuration has errors; the defaults stand in for the bad values", "error", o.ConfigErr.Error())
 	}
-	a := &agent{log: log, reg: reg}
-	a.startTelemetry(ctx, hc, o.RuntimeAPI, client.ID(), o.Config)
+	a := &agent{log: log, reg: reg, cfg: o.Config}
+	a.startTelemetry(ctx, hc, o.RuntimeAPI, client.ID())
 	loopErr := Loop(ctx, client, a, log)
-	// Normally Shutdown has closed the listener; this covers a loop that ended otherwise.
+	if a.buffer == nil || a.stopped {
+		return loopErr
+	}
+	// The loop ended without SHUTDOWN (a local stop): close and account for what is held.
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
 	defer cancel()
-	return errors.Join(loopErr, a.closeListener(cctx))
+	return errors.Join(loopErr, a.stop(cctx, ""))
 }
 
 // agent is the Handler that owns the telemetry intake.
 type agent struct {
 	log      *slog.Logger
 	reg      RegisterResponse
+	cfg      Config
 	stats    telemetry.Stats
 	buffer   *telemetry.Buffer
 	listener *telemetry.Listener
+	// lastRequest is the request id of the latest INVOKE, whose report comes after it ends.
+	lastRequest string
+	// stopped is set once the intake has been stopped and its events accounted for.
+	stopped bool
 }
 
 // startTelemetry starts the listener and subscribes. A failure leaves the extension
 // running without telemetry: it is logged, not returned.
-func (a *agent) startTelemetry(ctx context.Context, hc *http.Client, runtimeAPI, id string, cfg Config) {
+func (a *agent) startTelemetry(ctx context.Context, hc *http.Client, runtimeAPI, id string) {
+	cfg := a.cfg
 	if len(cfg.Streams) == 0 {
 		a.log.Info("no telemetry types configured; not subscribing")
 		return
 	}
-	a.buffer = telemetry.NewBuffer(cfg.QueueMaxBytes, &a.stats)
+	buffer := telemetry.NewBuffer(cfg.QueueMaxBytes, &a.stats)
 	l, err := telemetry.Listen(ctx, telemetry.ListenerConfig{
 		Port:         cfg.ListenerPort,
 		MaxBodyBytes: telemetry.MaxBodyBytes(cfg.Buffering),
-	}, a.buffer, &a.stats)
+	}, buffer, &a.stats)
 	if err != nil {
 		a.log.Error("telemetry is off: starting the listener failed", "port", cfg.ListenerPort, "error", err.Error())
 		return
 	}
-	res, err := telemetry.Subscribe(ctx, hc, runtimeAPI, id, telemetry.SubscribeRequest{
+	sctx, cancel := context.WithTimeout(ctx, initCallTimeout)
+	defer cancel()
+	res, err := telemetry.Subscribe(sctx, hc, runtimeAPI, id, telemetry.SubscribeRequest{
 		SchemaVersion: telemetry.SchemaVersion,
 		Types:         cfg.Streams,
 		Buffering:     cfg.Buffering,
@@ -108,35 +135,90 @@ func (a *agent) startTelemetry(ctx context.Context, hc *http.Client, runtimeAPI,
 		a.log.Info("telemetry subscription accepted without a promise of delivery (a local emulator?); carrying on",
 			"status", res.StatusCode, "answer", res.Body)
 	}
-	a.listener = l
+	a.buffer, a.listener = buffer, l
 }
 
-// Invoke does nothing yet: events accumulate in the bounded buffer until shutdown.
-func (a *agent) Invoke(context.Context, *InvokeEvent) error { return nil }
+// Invoke notes the invocation; its telemetry stays in the bounded buffer.
+func (a *agent) Invoke(_ context.Context, ev *InvokeEvent) error {
+	a.lastRequest = ev.RequestID
+	return nil
+}
 
-// Shutdown stops the listener, so nothing lands after the drain, then drains the buffer
-// and, at debug level, reports what was received.
+// Shutdown stops the intake once the last telemetry is in, then accounts for it.
 func (a *agent) Shutdown(ctx context.Context, ev *ShutdownEvent) error {
-	err := a.closeListener(ctx)
 	if a.buffer == nil {
-		return err
+		return nil
 	}
-	events := a.buffer.Drain(nil)
+	return a.stop(ctx, string(ev.Reason))
+}
+
+// stop waits for the telemetry still on its way, closes the listener, and accounts for
+// every event held: until exporters exist, they are counted as dropped for want of one.
+func (a *agent) stop(ctx context.Context, reason string) error {
+	a.stopped = true
+	events := a.awaitFinal(ctx, nil)
+	cctx, cancel := context.WithTimeout(ctx, closeTimeout)
+	defer cancel()
+	err := a.listener.Close(cctx)
+	events = a.buffer.Drain(events)
+	size := 0
+	for _, e := range events {
+		size += e.Size
+	}
+	a.stats.Drop(telemetry.DropNoExporter, len(events), size)
 	if a.log.Enabled(ctx, slog.LevelDebug) {
-		a.log.Debug("shutdown", "reason", string(ev.Reason), "functionName", a.reg.FunctionName,
+		a.log.Debug("shutdown", "reason", reason, "functionName", a.reg.FunctionName,
 			"buffered", len(events), "byType", countByType(events), "counts", summarize(a.stats.Snapshot()))
 	}
 	return err
 }
 
-// closeListener closes the listener once; later calls do nothing.
-func (a *agent) closeListener(ctx context.Context) error {
-	if a.listener == nil {
-		return nil
+// awaitFinal drains the buffer into events until the telemetry that follows the last
+// invocation is in. The platform sends the last platform.report only after every
+// extension has finished that invocation, so it arrives after SHUTDOWN: wait until it is
+// in, or nothing has arrived for a batching period, or the wait's cap is reached.
+func (a *agent) awaitFinal(ctx context.Context, events []telemetry.Event) []telemetry.Event {
+	limit := maxFinalWait
+	if dl, ok := ctx.Deadline(); ok {
+		limit = min(limit, time.Until(dl)/2)
 	}
-	l := a.listener
-	a.listener = nil
-	return l.Close(ctx)
+	capped := time.NewTimer(limit)
+	defer capped.Stop()
+	quietFor := time.Duration(a.cfg.Buffering.TimeoutMs)*time.Millisecond + finalQuietMargin
+	quiet := time.NewTimer(quietFor)
+	defer quiet.Stop()
+	for {
+		n := len(events)
+		events = a.buffer.Drain(events)
+		if hasReport(events[n:], a.lastRequest) {
+			return events
+		}
+		if len(events) > n {
+			quiet.Reset(quietFor)
+		}
+		select {
+		case <-a.buffer.Added():
+		case <-quiet.C:
+			return events
+		case <-capped.C:
+			return events
+		case <-ctx.Done():
+			return events
+		}
+	}
+}
+
+// hasReport reports whether events hold the platform.report of requestID.
+func hasReport(events []telemetry.Event, requestID string) bool {
+	if requestID == "" {
+		return false
+	}
+	for _, e := range events {
+		if r, ok := e.Record.(*telemetry.Report); ok && r.RequestID == requestID {
+			return true
+		}
+	}
+	return false
 }
 
 func countByType(events []telemetry.Event) map[string]int {

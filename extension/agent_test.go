@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/lambda-otel/lambda-otel/internal/lambdatest"
+	"github.com/lambda-otel/lambda-otel/telemetry"
 )
 
 type agentRun struct {
@@ -113,11 +114,45 @@ func TestRunReceivesTelemetryUntilShutdown(t *testing.T) {
 	if line.Buffered != 4 || line.ByType["platform.start"] != 1 || line.ByType["function"] != 2 || line.ByType["platform.runtimeDone"] != 1 {
 		t.Errorf("shutdown line %+v", line)
 	}
-	if line.Counts["batches"] != 5 || line.Counts["events"] != 4 || line.Counts["dropped_malformed_batch"] != 1 {
+	if line.Counts["batches"] != 5 || line.Counts["events"] != 4 || line.Counts["dropped_malformed_batch"] != 1 ||
+		line.Counts["dropped_no_exporter"] != 4 {
 		t.Errorf("counts %+v", line.Counts)
 	}
 	if _, err := lambdatest.Deliver(ctx, sub, []byte("[]")); err == nil {
 		t.Error("the listener still answers after shutdown")
+	}
+}
+
+// TestRunWaitsForTheLastReport checks that the platform.report of the last invocation,
+// which the platform sends only after SHUTDOWN, is still received.
+func TestRunWaitsForTheLastReport(t *testing.T) {
+	ctx := testCtx(t)
+	cfg := testConfig()
+	cfg.Buffering.TimeoutMs = telemetry.MaxTimeoutMs // only the report may end the wait early
+	r := startAgent(t, lambdatest.Options{}, cfg, nil)
+	sub := recv(t, ctx, r.api.Subscribes, "subscribe")
+	recv(t, ctx, r.api.NextCalls, "event/next")
+	if err := r.api.Send(ctx, map[string]any{"eventType": "INVOKE", "requestId": "last"}); err != nil {
+		t.Fatal(err)
+	}
+	recv(t, ctx, r.api.NextCalls, "event/next")
+	dl := strconv.FormatInt(time.Now().Add(2*time.Second).UnixMilli(), 10)
+	if err := r.api.SendRaw(ctx, 200, []byte(`{"eventType":"SHUTDOWN","shutdownReason":"spindown","deadlineMs":`+dl+`}`)); err != nil {
+		t.Fatal(err)
+	}
+	for _, batch := range []string{
+		`[{"time":"2022-10-12T00:01:15.000Z","type":"platform.report","record":{"requestId":"earlier","status":"success","metrics":{}}}]`,
+		`[{"time":"2022-10-12T00:01:15.000Z","type":"platform.report","record":{"requestId":"last","status":"success","metrics":{}}}]`,
+	} {
+		if status, err := lambdatest.Deliver(ctx, sub, []byte(batch)); err != nil || status != 200 {
+			t.Fatalf("delivering after SHUTDOWN: %d %v", status, err)
+		}
+	}
+	if err := recv(t, ctx, r.done, "Run to return"); err != nil {
+		t.Fatal(err)
+	}
+	if line := shutdownLine(t, r.logs.String()); line.ByType["platform.report"] != 2 {
+		t.Errorf("reports received: %+v", line.ByType)
 	}
 }
 

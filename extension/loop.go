@@ -26,9 +26,17 @@ type Handler interface {
 // handler returns: past the deadline Lambda kills it.
 const shutdownMargin = 20 * time.Millisecond
 
-// defaultShutdownBudget applies when a SHUTDOWN carries no deadline; it is what external
-// extensions are usually left of Lambda's 2,000 ms shutdown phase.
+// maxShutdownPhase is the longest shutdown phase Lambda grants (with external extensions).
+// A SHUTDOWN deadline further out is not believed.
+const maxShutdownPhase = 2000 * time.Millisecond
+
+// defaultShutdownBudget applies when a SHUTDOWN carries no believable deadline; it is what
+// external extensions are usually left of the 2,000 ms phase.
 const defaultShutdownBudget = 1500 * time.Millisecond
+
+// maxInvokePhase bounds a believable INVOKE deadline: the longest function timeout (900 s)
+// with room for clock skew.
+const maxInvokePhase = 16 * time.Minute
 
 // nextRetries are the pauses before retrying an event/next that failed without an answer,
 // such as a connection reset: the API is local, so anything longer means it is gone.
@@ -60,13 +68,15 @@ func Loop(ctx context.Context, c *Client, h Handler, log *slog.Logger) error {
 		initDone = true
 		switch ev.Type {
 		case Invoke:
-			hctx, cancel := withDeadline(ctx, ev.Invoke.DeadlineMs, 0, 0)
+			hctx, cancel := eventContext(ctx, log, ev.Invoke.DeadlineMs, 0, maxInvokePhase, 0)
 			if err := call(func() error { return h.Invoke(hctx, ev.Invoke) }); err != nil {
 				log.Warn("handling INVOKE", "requestId", ev.Invoke.RequestID, "error", err)
 			}
 			cancel()
 		case Shutdown:
-			hctx, cancel := withDeadline(ctx, ev.Shutdown.DeadlineMs, shutdownMargin, defaultShutdownBudget)
+			// The last work of the extension must not be cut short by a local stop signal:
+			// only the deadline ends it.
+			hctx, cancel := eventContext(context.WithoutCancel(ctx), log, ev.Shutdown.DeadlineMs, shutdownMargin, maxShutdownPhase, defaultShutdownBudget)
 			defer cancel()
 			if err := call(func() error { return h.Shutdown(hctx, ev.Shutdown) }); err != nil {
 				log.Warn("handling SHUTDOWN", "reason", ev.Shutdown.Reason, "error", err)
@@ -113,17 +123,22 @@ func fail(ctx context.Context, c *Client, initDone bool, err error) error {
 	return err
 }
 
-// withDeadline derives a context ending margin before deadline, or after fallback when the
-// event carried no deadline (fallback 0: no deadline at all).
-func withDeadline(ctx context.Context, deadline EpochMillis, margin, fallback time.Duration) (context.Context, context.CancelFunc) {
-	switch {
-	case deadline > 0:
-		return context.WithDeadline(ctx, deadline.Time().Add(-margin))
-	case fallback > 0:
-		return context.WithTimeout(ctx, fallback)
-	default:
-		return context.WithCancel(ctx)
+// eventContext derives a handler's context: it ends margin before the event's deadline when
+// that deadline lies between now and now+limit; otherwise (missing, past, or too far, as
+// when a sender writes remaining milliseconds or seconds) after fallback, or never when
+// fallback is 0.
+func eventContext(ctx context.Context, log *slog.Logger, deadline EpochMillis, margin, limit, fallback time.Duration) (context.Context, context.CancelFunc) {
+	now := time.Now()
+	if dl := deadline.Time(); dl.After(now) && !dl.After(now.Add(limit)) {
+		return context.WithDeadline(ctx, dl.Add(-margin))
 	}
+	if deadline != 0 {
+		log.Warn("ignoring an event deadline that is not a time in the next "+limit.String(), "deadlineMs", int64(deadline))
+	}
+	if fallback > 0 {
+		return context.WithTimeout(ctx, fallback)
+	}
+	return context.WithCancel(ctx)
 }
 
 // call runs f, turning a panic into an error so that no bug of a handler ends the loop.

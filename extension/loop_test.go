@@ -155,6 +155,78 @@ func TestLoopSurvivesHandlerPanicsAndOddEvents(t *testing.T) {
 	}
 }
 
+func TestLoopUnbelievableDeadlines(t *testing.T) {
+	tests := []struct {
+		name string
+		body string
+	}{
+		{"the guide's sample value", `{"eventType":"SHUTDOWN","shutdownReason":"SPINDOWN","deadlineMs":676051}`},
+		{"in the past", `{"eventType":"SHUTDOWN","shutdownReason":"SPINDOWN","deadlineMs":` + ms(time.Now().Add(-time.Minute)) + `}`},
+		{"longer than the shutdown phase", `{"eventType":"SHUTDOWN","shutdownReason":"SPINDOWN","deadlineMs":` + ms(time.Now().Add(time.Hour)) + `}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := testCtx(t)
+			r := startLoop(t, ctx, false)
+			sent := time.Now()
+			r.send(t, ctx, 200, tt.body)
+			c := recv(t, ctx, r.h.calls, "Shutdown")
+			if !c.hasDL || c.deadline.Before(sent) || c.deadline.After(time.Now().Add(maxShutdownPhase)) {
+				t.Errorf("handler deadline %v, want the default budget from %v", c.deadline, sent)
+			}
+			recv(t, ctx, r.done, "Loop to return")
+			if !strings.Contains(r.logs.String(), "ignoring an event deadline") {
+				t.Errorf("the unbelievable deadline was not reported: %s", r.logs)
+			}
+		})
+	}
+}
+
+// stopDuringShutdown is a handler whose Shutdown waits, so a test can stop the loop's
+// context while it runs.
+type stopDuringShutdown struct {
+	entered, release chan struct{}
+	errAfter         chan error
+}
+
+func (h *stopDuringShutdown) Invoke(context.Context, *InvokeEvent) error { return nil }
+
+func (h *stopDuringShutdown) Shutdown(ctx context.Context, _ *ShutdownEvent) error {
+	close(h.entered)
+	<-h.release
+	h.errAfter <- ctx.Err()
+	return nil
+}
+
+// TestLoopShutdownOutlivesStopSignal checks that a local stop signal arriving during
+// SHUTDOWN does not cut the handler's work short.
+func TestLoopShutdownOutlivesStopSignal(t *testing.T) {
+	ctx := testCtx(t)
+	api := fakeAPI(t, lambdatest.Options{})
+	c := NewClient(api.Addr(), "x", &http.Client{})
+	if _, err := c.Register(ctx, []EventType{Shutdown}); err != nil {
+		t.Fatal(err)
+	}
+	h := &stopDuringShutdown{entered: make(chan struct{}), release: make(chan struct{}), errAfter: make(chan error, 1)}
+	lctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- Loop(lctx, c, h, slog.New(slog.DiscardHandler)) }()
+	recv(t, ctx, api.NextCalls, "event/next")
+	if err := api.SendRaw(ctx, 200, []byte(`{"eventType":"SHUTDOWN","shutdownReason":"SPINDOWN","deadlineMs":`+ms(time.Now().Add(2*time.Second))+`}`)); err != nil {
+		t.Fatal(err)
+	}
+	recv(t, ctx, h.entered, "Shutdown to start")
+	cancel()
+	close(h.release)
+	if err := recv(t, ctx, h.errAfter, "Shutdown's context state"); err != nil {
+		t.Errorf("the stop signal cancelled Shutdown's context: %v", err)
+	}
+	if err := recv(t, ctx, done, "Loop to return"); err != nil {
+		t.Errorf("Loop returned %v", err)
+	}
+}
+
 func TestLoopNextFailures(t *testing.T) {
 	tests := []struct {
 		name       string

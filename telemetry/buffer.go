@@ -13,16 +13,30 @@ type Buffer struct {
 	bytes  int
 	max    int
 	stats  *Stats
+	added  chan struct{}
 }
 
 // NewBuffer returns a buffer bounded to maxBytes that counts its drops in stats.
 func NewBuffer(maxBytes int, stats *Stats) *Buffer {
-	return &Buffer{max: maxBytes, stats: stats}
+	return &Buffer{max: maxBytes, stats: stats, added: make(chan struct{}, 1)}
 }
+
+// Added returns a channel that receives after events were added. Arrivals while nobody
+// waits are folded into one, so a receiver should Drain and then wait again.
+func (b *Buffer) Added() <-chan struct{} { return b.added }
 
 // Add appends events, dropping the oldest buffered events while the buffer is over its
 // bound. It returns how many events were dropped.
 func (b *Buffer) Add(events ...Event) int {
+	if len(events) == 0 {
+		return 0
+	}
+	defer func() {
+		select {
+		case b.added <- struct{}{}:
+		default:
+		}
+	}()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.events = append(b.events, events...)
@@ -39,7 +53,7 @@ func (b *Buffer) Add(events ...Event) int {
 		droppedBytes += size
 	}
 	if dropped > 0 {
-		b.stats.drop(DropBufferFull, dropped, droppedBytes)
+		b.stats.Drop(DropBufferFull, dropped, droppedBytes)
 	}
 	if b.head > len(b.events)/2 {
 		n := copy(b.events, b.events[b.head:])

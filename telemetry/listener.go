@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/valyala/fasthttp"
 )
@@ -17,6 +18,13 @@ const SandboxHost = "sandbox.localdomain"
 // envelopeBytes bounds what Lambda adds around each record when it delivers a batch:
 // {"time":"2022-08-20T12:31:32.123Z","type":"platform.telemetrySubscription","record":…}.
 const envelopeBytes = 128
+
+// Pauses of the accept loop after an error, and how long Close waits for connections it cut.
+const (
+	acceptPauseMin = 5 * time.Millisecond
+	acceptPauseMax = time.Second
+	cutWait        = 100 * time.Millisecond
+)
 
 // hostsOnly resolves names from /etc/hosts alone. Lambda lists SandboxHost there; asking DNS
 // instead would put a network round trip (or its timeout) on the cold start, and outside
@@ -44,10 +52,15 @@ type ListenerConfig struct {
 	MaxBodyBytes int
 }
 
-// Listener is the HTTP endpoint the platform posts batches to. It answers every POST with a
-// 2xx at once (a malformed batch is counted and dropped, since a retry would not mend it),
-// never logs per request (its own log lines would come back to it as extension records),
-// and recovers from any panic while handling one.
+// Listener is the HTTP endpoint the platform posts batches to. It answers every POST it can
+// read with 200 at once, even a malformed or oversized batch, which is counted and dropped:
+// the platform retries failed deliveries, and a retry would not mend it. Other methods get
+// 405. It never logs per request (its own log lines would come back to it as extension
+// records) and recovers from any panic while handling one.
+//
+// It sets no read or idle timeout: a frozen environment wakes past such deadlines, which
+// would cut the platform's kept-alive connections after every thaw. Close bounds its own
+// wait instead.
 type Listener struct {
 	srv   *fasthttp.Server
 	ln    net.Listener
@@ -57,6 +70,8 @@ type Listener struct {
 	pool  sync.Pool
 	// served is closed when the accept loop and every connection have ended.
 	served chan struct{}
+	// stop is closed by Close, ending the accept loop's pauses.
+	stop chan struct{}
 
 	mu      sync.Mutex
 	conns   map[net.Conn]fasthttp.ConnState
@@ -95,7 +110,7 @@ func Listen(ctx context.Context, cfg ListenerConfig, buf *Buffer, stats *Stats) 
 
 // newListener returns a listener that can handle requests but is not serving.
 func newListener(buf *Buffer, stats *Stats) *Listener {
-	l := &Listener{buf: buf, stats: stats, served: make(chan struct{}), conns: make(map[net.Conn]fasthttp.ConnState)}
+	l := &Listener{buf: buf, stats: stats, served: make(chan struct{}), stop: make(chan struct{}), conns: make(map[net.Conn]fasthttp.ConnState)}
 	l.pool.New = func() any { return new([]Event) }
 	return l
 }
@@ -109,11 +124,28 @@ func (l *Listener) URI() string { return l.uri }
 func (l *Listener) serve() {
 	defer close(l.served)
 	var wg sync.WaitGroup
+	defer wg.Wait()
+	pause := acceptPauseMin
 	for {
 		c, err := l.ln.Accept()
-		if err != nil {
-			break
+		if errors.Is(err, net.ErrClosed) {
+			return
 		}
+		if err != nil {
+			// Out of file descriptors and the like: wait and try again rather than leave
+			// the platform's deliveries queued on a socket nobody accepts from.
+			l.stats.acceptErrors.Add(1)
+			t := time.NewTimer(pause)
+			select {
+			case <-l.stop:
+				t.Stop()
+				return
+			case <-t.C:
+			}
+			pause = min(2*pause, acceptPauseMax)
+			continue
+		}
+		pause = acceptPauseMin
 		if !l.track(c) {
 			_ = c.Close()
 			continue
@@ -125,7 +157,6 @@ func (l *Listener) serve() {
 			l.mu.Unlock()
 		})
 	}
-	wg.Wait()
 }
 
 // track registers an accepted connection, unless the listener is closing.
@@ -154,10 +185,14 @@ func (l *Listener) connState(c net.Conn, st fasthttp.ConnState) {
 }
 
 // Close stops accepting batches and waits, until ctx ends, for requests in flight; then it
-// cuts whatever connections remain.
+// cuts whatever connections remain. A connection that is open but silent counts as in
+// flight, so give ctx only the time a delivery may still need.
 func (l *Listener) Close(ctx context.Context) error {
 	err := l.ln.Close()
 	l.mu.Lock()
+	if !l.closing {
+		close(l.stop)
+	}
 	l.closing = true
 	for c, st := range l.conns {
 		if st != fasthttp.StateActive {
@@ -173,8 +208,15 @@ func (l *Listener) Close(ctx context.Context) error {
 			_ = c.Close()
 		}
 		l.mu.Unlock()
-		<-l.served
 		err = errors.Join(err, ctx.Err())
+		// A cut connection ends its goroutine at once; the handler never blocks.
+		t := time.NewTimer(cutWait)
+		defer t.Stop()
+		select {
+		case <-l.served:
+		case <-t.C:
+			err = errors.Join(err, errors.New("connections did not end after being cut"))
+		}
 	}
 	if err != nil && !errors.Is(err, net.ErrClosed) {
 		return fmt.Errorf("closing telemetry listener: %w", err)
@@ -186,7 +228,7 @@ func (l *Listener) handle(rc *fasthttp.RequestCtx) {
 	body := rc.PostBody()
 	defer func() {
 		if r := recover(); r != nil {
-			l.stats.drop(DropListenerPanic, 1, len(body))
+			l.stats.Drop(DropListenerPanic, 1, len(body))
 			rc.ResetBody()
 			rc.SetStatusCode(fasthttp.StatusOK)
 		}
@@ -211,7 +253,7 @@ func (l *Listener) ingest(body []byte) {
 		for _, e := range events {
 			used += e.Size
 		}
-		l.stats.drop(DropMalformedBatch, 1, max(len(body)-used, 0))
+		l.stats.Drop(DropMalformedBatch, 1, max(len(body)-used, 0))
 	}
 	l.stats.events.Add(uint64(len(events)))
 	for _, e := range events {
@@ -225,14 +267,19 @@ func (l *Listener) ingest(body []byte) {
 	l.pool.Put(p)
 }
 
-// handleError answers requests fasthttp could not read, counting oversized bodies as drops.
+// handleError answers requests fasthttp could not read. An oversized body is a delivery
+// that a retry would not mend: it is counted as dropped and answered 200. Anything else
+// (a broken request, a connection cut mid-body) is counted as a read error.
 func (l *Listener) handleError(rc *fasthttp.RequestCtx, err error) {
-	l.stats.rejected.Add(1)
+	// The declared length; a chunked body's size is unknown (negative) and counts as 0.
+	size := max(rc.Request.Header.ContentLength(), 0)
 	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
-		l.stats.drop(DropBodyTooLarge, 1, rc.Request.Header.ContentLength())
-		rc.SetStatusCode(fasthttp.StatusRequestEntityTooLarge)
+		l.stats.Drop(DropBodyTooLarge, 1, size)
+		rc.SetStatusCode(fasthttp.StatusOK)
 		return
 	}
+	l.stats.rejected.Add(1)
+	l.stats.Drop(DropReadError, 1, size)
 	rc.SetStatusCode(fasthttp.StatusBadRequest)
 }
 

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -42,7 +43,12 @@ func post(t *testing.T, method, uri string, body []byte) int {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, uri, bytes.NewReader(body))
+	var r io.Reader = bytes.NewReader(body)
+	if method == "CHUNKED" {
+		// A reader of unknown length makes the client send the body chunked.
+		method, r = http.MethodPost, io.MultiReader(bytes.NewReader(body))
+	}
+	req, err := http.NewRequestWithContext(ctx, method, uri, r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +77,8 @@ func TestListenerRequests(t *testing.T) {
 		{"a good batch", http.MethodPost, good, http.StatusOK},
 		{"a malformed batch is answered 200 and counted", http.MethodPost, []byte(`{"not":"an array"}`), http.StatusOK},
 		{"a truncated batch keeps its prefix", http.MethodPost, readBatch(t, "testdata/batches/truncated.json"), http.StatusOK},
-		{"a body over the limit", http.MethodPost, bytes.Repeat([]byte(" "), 5000), http.StatusRequestEntityTooLarge},
+		{"a body over the limit is answered 200 and counted", http.MethodPost, bytes.Repeat([]byte(" "), 5000), http.StatusOK},
+		{"a chunked body over the limit too", "CHUNKED", bytes.Repeat([]byte(" "), 5000), http.StatusOK},
 		{"a GET", http.MethodGet, nil, http.StatusMethodNotAllowed},
 		{"a path is accepted", http.MethodPost, []byte(`[]`), http.StatusOK},
 	}
@@ -89,8 +96,8 @@ func TestListenerRequests(t *testing.T) {
 		t.Errorf("buffered %d events, want 8 (7 from the good batch, 1 from the truncated one)", len(events))
 	}
 	c := st.Snapshot()
-	if c.Batches != 4 || c.Events != 8 || c.Rejected != 2 ||
-		c.Dropped[DropMalformedBatch] != 2 || c.Dropped[DropBodyTooLarge] != 1 || c.Dropped[DropBufferFull] != 0 {
+	if c.Batches != 4 || c.Events != 8 || c.Rejected != 1 || c.Dropped[DropMalformedBatch] != 2 ||
+		c.Dropped[DropBodyTooLarge] != 2 || c.DroppedBytes[DropBodyTooLarge] != 5000 || c.Dropped[DropBufferFull] != 0 {
 		t.Errorf("counts %+v", c)
 	}
 }
@@ -145,8 +152,34 @@ func TestResolveSandboxFallsBack(t *testing.T) {
 
 func TestMaxBodyBytes(t *testing.T) {
 	b := Buffering{MaxItems: MaxMaxItems, MaxBytes: MaxMaxBytes, TimeoutMs: 25}
-	if got := MaxBodyBytes(b); got < 2*MaxMaxBytes+MaxMaxItems*64 {
-		t.Errorf("MaxBodyBytes = %d leaves too little room for envelopes", got)
+	if got, want := MaxBodyBytes(b), 2*1048576+10000*128; got != want {
+		t.Errorf("MaxBodyBytes = %d, want %d (twice maxBytes and 128 bytes of envelope per item)", got, want)
+	}
+}
+
+// TestListenerCloseCutsSilentConnection checks that a connection that never sends a byte
+// holds Close only until its context ends, and is then cut with nothing left running.
+func TestListenerCloseCutsSilentConnection(t *testing.T) {
+	st := new(Stats)
+	l, err := Listen(t.Context(), ListenerConfig{Host: "127.0.0.1", MaxBodyBytes: 1024}, NewBuffer(1024, st), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(l.URI())
+	c, err := net.DialTimeout("tcp", u.Host, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	waitFor(t, "the connection to be served", func() bool { return l.active() == 1 })
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := l.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Close: %v, want the context's deadline", err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Errorf("the silent connection was not cut: %v", err)
 	}
 }
 
@@ -214,7 +247,8 @@ func TestListenerCloseIsGraceful(t *testing.T) {
 	if _, err := io.WriteString(busy, full[:half]); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the partial request to be read", func() bool { return l.active() == 1 })
+	// Close must find the connection tracked, or it would cut it as not yet served.
+	waitFor(t, "the connection to be served", func() bool { return l.active() == 1 })
 
 	closed := make(chan error, 1)
 	go func() {
@@ -231,8 +265,8 @@ func TestListenerCloseIsGraceful(t *testing.T) {
 	if err := <-closed; err != nil {
 		t.Errorf("Close: %v", err)
 	}
-	if _, err := idleReader.ReadByte(); err == nil {
-		t.Error("the idle keep-alive connection is still open after Close")
+	if _, err := idleReader.ReadByte(); !errors.Is(err, io.EOF) {
+		t.Errorf("reading the idle keep-alive connection after Close: %v, want EOF", err)
 	}
 	if n, _ := buf.Len(); n != 2 {
 		t.Errorf("buffered %d events, want 2", n)

@@ -15,10 +15,15 @@ const (
 	DropBodyTooLarge
 	// DropListenerPanic: handling a POST panicked and its batch was lost. Counted in batches.
 	DropListenerPanic
+	// DropReadError: a request could not be read (broken HTTP, a connection cut mid-body).
+	// Counted in batches.
+	DropReadError
+	// DropNoExporter: events drained with nowhere to send them. Counted in events.
+	DropNoExporter
 	numDropReasons
 )
 
-var dropReasonNames = [numDropReasons]string{"buffer_full", "malformed_batch", "body_too_large", "listener_panic"}
+var dropReasonNames = [numDropReasons]string{"buffer_full", "malformed_batch", "body_too_large", "listener_panic", "read_error", "no_exporter"}
 
 // String returns the reason as it appears in metrics and logs.
 func (r DropReason) String() string {
@@ -40,13 +45,14 @@ func DropReasons() []DropReason {
 // Stats counts what the listener and the buffer did. Its methods are safe for concurrent
 // use; the zero value is ready.
 type Stats struct {
-	batches     atomic.Uint64
-	events      atomic.Uint64
-	bytes       atomic.Uint64
-	untyped     atomic.Uint64
-	rejected    atomic.Uint64
-	dropped     [numDropReasons]atomic.Uint64
-	droppedSize [numDropReasons]atomic.Uint64
+	batches      atomic.Uint64
+	events       atomic.Uint64
+	bytes        atomic.Uint64
+	untyped      atomic.Uint64
+	rejected     atomic.Uint64
+	acceptErrors atomic.Uint64
+	dropped      [numDropReasons]atomic.Uint64
+	droppedSize  [numDropReasons]atomic.Uint64
 }
 
 // Counts is a snapshot of Stats.
@@ -60,8 +66,11 @@ type Counts struct {
 	// Untyped is the number of decoded events kept as *Raw (unknown type or a record of the
 	// wrong shape). They are kept, not dropped.
 	Untyped uint64
-	// Rejected is the number of requests answered with an error: wrong method or body too large.
+	// Rejected is the number of requests answered with an error status: a method other than
+	// POST, or a request that could not be read.
 	Rejected uint64
+	// AcceptErrors is the number of failed accepts of a connection, each retried after a pause.
+	AcceptErrors uint64
 	// Dropped is indexed by DropReason: events for DropBufferFull, batches for the others.
 	Dropped [numDropReasons]uint64
 	// DroppedBytes is indexed by DropReason: the wire bytes those drops held.
@@ -71,11 +80,12 @@ type Counts struct {
 // Snapshot returns the current counts.
 func (s *Stats) Snapshot() Counts {
 	c := Counts{
-		Batches:  s.batches.Load(),
-		Events:   s.events.Load(),
-		Bytes:    s.bytes.Load(),
-		Untyped:  s.untyped.Load(),
-		Rejected: s.rejected.Load(),
+		Batches:      s.batches.Load(),
+		Events:       s.events.Load(),
+		Bytes:        s.bytes.Load(),
+		Untyped:      s.untyped.Load(),
+		Rejected:     s.rejected.Load(),
+		AcceptErrors: s.acceptErrors.Load(),
 	}
 	for i := range c.Dropped {
 		c.Dropped[i] = s.dropped[i].Load()
@@ -84,8 +94,8 @@ func (s *Stats) Snapshot() Counts {
 	return c
 }
 
-// drop counts n items (events or batches, per the reason) holding size bytes.
-func (s *Stats) drop(r DropReason, n, size int) {
+// Drop counts n items (events or batches, per the reason) holding size bytes.
+func (s *Stats) Drop(r DropReason, n, size int) {
 	s.dropped[r].Add(uint64(n))
 	s.droppedSize[r].Add(uint64(size))
 }
