@@ -32,7 +32,7 @@ run:
 ## bench: the hot-path benchmarks, 6 runs each, summarised by benchstat (see bench/RESULTS.md)
 bench:
 	@mkdir -p $(BIN)
-	$(GO) test -run='^$$' -bench=. -benchmem -count=6 ./telemetry | tee $(BIN)/bench.txt
+	$(GO) test -run='^$$' -bench=. -benchmem -count=6 ./telemetry ./cmd/lambda-otel | tee $(BIN)/bench.txt
 	$(GO) tool benchstat $(BIN)/bench.txt
 
 clean:
