@@ -62,17 +62,30 @@ func DecodeBatch(dst []Event, body []byte) ([]Event, error) {
 		ev.Size = s.pos - start
 		used += ev.Size
 		dst = append(dst, ev)
-		s.skipSpace()
-		switch s.peek() {
-		case ',':
-			s.pos++
-			s.skipSpace()
-		case ']':
-			s.pos++
+		done, err := s.separator(']', "after an event")
+		switch {
+		case err != nil:
+			return dst, fmt.Errorf("event %d at byte %d: %w", i+1, s.pos, err)
+		case done:
 			return dst, s.end()
-		default:
-			return dst, fmt.Errorf("event %d at byte %d: %w", i+1, s.pos, s.unexpected("',' or ']' after an event"))
 		}
+	}
+}
+
+// separator reads what follows a member or an element: a comma, after which it skips to the
+// next one, or the closing byte, which ends the container (done).
+func (s *scanner) separator(closing byte, where string) (done bool, err error) {
+	s.skipSpace()
+	switch s.peek() {
+	case ',':
+		s.pos++
+		s.skipSpace()
+		return false, nil
+	case closing:
+		s.pos++
+		return true, nil
+	default:
+		return false, s.unexpected("',' or '" + string(closing) + "' " + where)
 	}
 }
 
@@ -367,16 +380,8 @@ func (s *scanner) object(depth int, m *members) error {
 		if m != nil {
 			m.set(s, key, span{vstart, s.pos})
 		}
-		s.skipSpace()
-		switch s.peek() {
-		case ',':
-			s.pos++
-			s.skipSpace()
-		case '}':
-			s.pos++
-			return nil
-		default:
-			return s.unexpected("',' or '}' in an object")
+		if done, err := s.separator('}', "in an object"); done || err != nil {
+			return err
 		}
 	}
 }
@@ -401,16 +406,8 @@ func (s *scanner) skipValue(depth int) error {
 			if err := s.skipValue(depth + 1); err != nil {
 				return err
 			}
-			s.skipSpace()
-			switch s.peek() {
-			case ',':
-				s.pos++
-				s.skipSpace()
-			case ']':
-				s.pos++
-				return nil
-			default:
-				return s.unexpected("',' or ']' in an array")
+			if done, err := s.separator(']', "in an array"); done || err != nil {
+				return err
 			}
 		}
 	case c == '"':
