@@ -10,6 +10,8 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"slices"
 	"runtime"
 	"strconv"
 	"strings"
@@ -140,13 +142,23 @@ func TestListenerPortInUse(t *testing.T) {
 	}
 }
 
-func TestResolveSandboxFallsBack(t *testing.T) {
-	bind, host := resolveSandbox(t.Context())
-	if bind == "" || host == "" {
-		t.Fatalf("bind %q host %q", bind, host)
+// TestResolveSandbox checks the listener's host against this machine's /etc/hosts: the
+// sandbox name when the file lists it, else 127.0.0.1, never an answer from DNS.
+func TestResolveSandbox(t *testing.T) {
+	hosts, _ := os.ReadFile("/etc/hosts")
+	listed := false
+	for line := range strings.SplitSeq(string(hosts), "\n") {
+		fields := strings.Fields(strings.SplitN(line, "#", 2)[0])
+		if len(fields) > 1 && slices.Contains(fields[1:], SandboxHost) {
+			listed = true
+		}
 	}
-	if host != SandboxHost && (bind != "127.0.0.1" || host != "127.0.0.1") {
-		t.Errorf("without %s the listener must use 127.0.0.1, got %q %q", SandboxHost, bind, host)
+	bind, host := resolveSandbox(t.Context())
+	switch {
+	case listed && (host != SandboxHost || net.ParseIP(bind) == nil):
+		t.Errorf("/etc/hosts lists %s, but the listener uses %q %q", SandboxHost, bind, host)
+	case !listed && (bind != "127.0.0.1" || host != "127.0.0.1"):
+		t.Errorf("/etc/hosts does not list %s, but the listener uses %q %q", SandboxHost, bind, host)
 	}
 }
 
