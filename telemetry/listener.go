@@ -53,10 +53,11 @@ type ListenerConfig struct {
 }
 
 // Listener is the HTTP endpoint the platform posts batches to. It answers every POST it can
-// read with 200 at once, even a malformed or oversized batch, which is counted and dropped:
-// the platform retries failed deliveries, and a retry would not mend it. Other methods get
-// 405. It never logs per request (its own log lines would come back to it as extension
-// records) and recovers from any panic while handling one.
+// read with 200 at once, even a malformed batch, which is counted and dropped: the platform
+// retries failed deliveries, and a retry would not mend it. A body over the size limit is
+// answered 413 and counted; other methods get 405. It never logs per request (its own log
+// lines would come back to it as extension records) and recovers from any panic while
+// handling one.
 //
 // It sets no read or idle timeout: a frozen environment wakes past such deadlines, which
 // would cut the platform's kept-alive connections after every thaw. Close bounds its own
@@ -267,18 +268,17 @@ func (l *Listener) ingest(body []byte) {
 	l.pool.Put(p)
 }
 
-// handleError answers requests fasthttp could not read. An oversized body is a delivery
-// that a retry would not mend: it is counted as dropped and answered 200. Anything else
-// (a broken request, a connection cut mid-body) is counted as a read error.
+// handleError answers requests fasthttp could not read: an oversized body with 413, anything
+// else (a broken request, a connection cut mid-body) with 400. Both are counted as drops.
 func (l *Listener) handleError(rc *fasthttp.RequestCtx, err error) {
+	l.stats.rejected.Add(1)
 	// The declared length; a chunked body's size is unknown (negative) and counts as 0.
 	size := max(rc.Request.Header.ContentLength(), 0)
 	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
 		l.stats.Drop(DropBodyTooLarge, 1, size)
-		rc.SetStatusCode(fasthttp.StatusOK)
+		rc.SetStatusCode(fasthttp.StatusRequestEntityTooLarge)
 		return
 	}
-	l.stats.rejected.Add(1)
 	l.stats.Drop(DropReadError, 1, size)
 	rc.SetStatusCode(fasthttp.StatusBadRequest)
 }

@@ -79,8 +79,8 @@ func TestListenerRequests(t *testing.T) {
 		{"a good batch", http.MethodPost, good, http.StatusOK},
 		{"a malformed batch is answered 200 and counted", http.MethodPost, []byte(`{"not":"an array"}`), http.StatusOK},
 		{"a truncated batch keeps its prefix", http.MethodPost, readBatch(t, "testdata/batches/truncated.json"), http.StatusOK},
-		{"a body over the limit is answered 200 and counted", http.MethodPost, bytes.Repeat([]byte(" "), 5000), http.StatusOK},
-		{"a chunked body over the limit too", "CHUNKED", bytes.Repeat([]byte(" "), 5000), http.StatusOK},
+		{"a body over the limit is answered 413 and counted", http.MethodPost, bytes.Repeat([]byte(" "), 5000), http.StatusRequestEntityTooLarge},
+		{"a chunked body over the limit too", "CHUNKED", bytes.Repeat([]byte(" "), 5000), http.StatusRequestEntityTooLarge},
 		{"a GET", http.MethodGet, nil, http.StatusMethodNotAllowed},
 		{"a path is accepted", http.MethodPost, []byte(`[]`), http.StatusOK},
 	}
@@ -98,7 +98,7 @@ func TestListenerRequests(t *testing.T) {
 		t.Errorf("buffered %d events, want 8 (7 from the good batch, 1 from the truncated one)", len(events))
 	}
 	c := st.Snapshot()
-	if c.Batches != 4 || c.Events != 8 || c.Rejected != 1 || c.Dropped[DropMalformedBatch] != 2 ||
+	if c.Batches != 4 || c.Events != 8 || c.Rejected != 3 || c.Dropped[DropMalformedBatch] != 2 ||
 		c.Dropped[DropBodyTooLarge] != 2 || c.DroppedBytes[DropBodyTooLarge] != 5000 || c.Dropped[DropBufferFull] != 0 {
 		t.Errorf("counts %+v", c)
 	}

@@ -67,7 +67,7 @@ type Counts struct {
 	// wrong shape). They are kept, not dropped.
 	Untyped uint64
 	// Rejected is the number of requests answered with an error status: a method other than
-	// POST, or a request that could not be read.
+	// POST, a body over the limit, or a request that could not be read.
 	Rejected uint64
 	// AcceptErrors is the number of failed accepts of a connection, each retried after a pause.
 	AcceptErrors uint64
