@@ -52,14 +52,14 @@ func Run(ctx context.Context, o Options) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if o.RuntimeAPI == "" {
+		return errors.New("AWS_LAMBDA_RUNTIME_API is not set: lambda-otel runs as a Lambda extension, started by Lambda or by lambda-emulator")
+	}
 	hc := o.HTTPClient
 	if hc == nil {
 		tr := &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 2}
 		defer tr.CloseIdleConnections()
 		hc = &http.Client{Transport: tr}
-	}
-	if o.RuntimeAPI == "" {
-		return errors.New("AWS_LAMBDA_RUNTIME_API is not set: lambda-otel runs as a Lambda extension, started by Lambda or by lambda-emulator")
 	}
 	client := NewClient(o.RuntimeAPI, o.Name, hc)
 	rctx, cancel := context.WithTimeout(ctx, initCallTimeout)

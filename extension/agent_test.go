@@ -46,12 +46,12 @@ func startAgent(t *testing.T, apiOpts lambdatest.Options, cfg Config, cfgErr err
 
 func (r *agentRun) shutdown(t *testing.T, ctx context.Context) {
 	t.Helper()
-	recv(t, ctx, r.api.NextCalls, "event/next")
+	lambdatest.Recv(t, ctx, r.api.NextCalls, "event/next")
 	dl := strconv.FormatInt(time.Now().Add(2*time.Second).UnixMilli(), 10)
 	if err := r.api.SendRaw(ctx, 200, []byte(`{"eventType":"SHUTDOWN","shutdownReason":"spindown","deadlineMs":`+dl+`}`)); err != nil {
 		t.Fatal(err)
 	}
-	if err := recv(t, ctx, r.done, "Run to return"); err != nil {
+	if err := lambdatest.Recv(t, ctx, r.done, "Run to return"); err != nil {
 		t.Fatalf("Run returned %v", err)
 	}
 }
@@ -79,11 +79,11 @@ func TestRunReceivesTelemetryUntilShutdown(t *testing.T) {
 	ctx := testCtx(t)
 	r := startAgent(t, lambdatest.Options{AccountID: "123456789012"}, testConfig(), nil)
 
-	reg := recv(t, ctx, r.api.Registers, "register")
+	reg := lambdatest.Recv(t, ctx, r.api.Registers, "register")
 	if reg.Name != "lambda-otel" || reg.AcceptFeatures != "accountId" || strings.Join(reg.Events, ",") != "INVOKE,SHUTDOWN" {
 		t.Errorf("register %+v", reg)
 	}
-	sub := recv(t, ctx, r.api.Subscribes, "subscribe")
+	sub := lambdatest.Recv(t, ctx, r.api.Subscribes, "subscribe")
 	b := sub.Body
 	if sub.Identifier != "ext-lambda-otel" || b.SchemaVersion != "2022-12-13" || strings.Join(b.Types, ",") != "platform,function,extension" ||
 		b.Buffering.TimeoutMs != 25 || b.Buffering.MaxItems != 10000 || b.Buffering.MaxBytes != 262144 ||
@@ -104,7 +104,7 @@ func TestRunReceivesTelemetryUntilShutdown(t *testing.T) {
 		t.Fatalf("delivering a broken batch: %d %v", status, err)
 	}
 
-	recv(t, ctx, r.api.NextCalls, "event/next")
+	lambdatest.Recv(t, ctx, r.api.NextCalls, "event/next")
 	if err := r.api.Send(ctx, map[string]any{"eventType": "INVOKE", "requestId": "r1", "deadlineMs": time.Now().Add(time.Minute).UnixMilli()}); err != nil {
 		t.Fatal(err)
 	}
@@ -130,12 +130,12 @@ func TestRunWaitsForTheLastReport(t *testing.T) {
 	cfg := testConfig()
 	cfg.Buffering.TimeoutMs = telemetry.MaxTimeoutMs // only the report may end the wait early
 	r := startAgent(t, lambdatest.Options{}, cfg, nil)
-	sub := recv(t, ctx, r.api.Subscribes, "subscribe")
-	recv(t, ctx, r.api.NextCalls, "event/next")
+	sub := lambdatest.Recv(t, ctx, r.api.Subscribes, "subscribe")
+	lambdatest.Recv(t, ctx, r.api.NextCalls, "event/next")
 	if err := r.api.Send(ctx, map[string]any{"eventType": "INVOKE", "requestId": "last"}); err != nil {
 		t.Fatal(err)
 	}
-	recv(t, ctx, r.api.NextCalls, "event/next")
+	lambdatest.Recv(t, ctx, r.api.NextCalls, "event/next")
 	dl := strconv.FormatInt(time.Now().Add(2*time.Second).UnixMilli(), 10)
 	if err := r.api.SendRaw(ctx, 200, []byte(`{"eventType":"SHUTDOWN","shutdownReason":"spindown","deadlineMs":`+dl+`}`)); err != nil {
 		t.Fatal(err)
@@ -148,7 +148,7 @@ func TestRunWaitsForTheLastReport(t *testing.T) {
 			t.Fatalf("delivering after SHUTDOWN: %d %v", status, err)
 		}
 	}
-	if err := recv(t, ctx, r.done, "Run to return"); err != nil {
+	if err := lambdatest.Recv(t, ctx, r.done, "Run to return"); err != nil {
 		t.Fatal(err)
 	}
 	if line := shutdownLine(t, r.logs.String()); line.ByType["platform.report"] != 2 {
@@ -192,12 +192,12 @@ func TestRunFailsOpen(t *testing.T) {
 				tt.cfg(&cfg)
 			}
 			r := startAgent(t, tt.api, cfg, tt.cfgErr)
-			recv(t, ctx, r.api.Registers, "register")
+			lambdatest.Recv(t, ctx, r.api.Registers, "register")
 			if tt.wantSubs {
-				recv(t, ctx, r.api.Subscribes, "subscribe")
+				lambdatest.Recv(t, ctx, r.api.Subscribes, "subscribe")
 			}
 			// The extension still answers events, so the function is unharmed.
-			recv(t, ctx, r.api.NextCalls, "event/next")
+			lambdatest.Recv(t, ctx, r.api.NextCalls, "event/next")
 			if err := r.api.Send(ctx, map[string]any{"eventType": "INVOKE", "requestId": "r1"}); err != nil {
 				t.Fatal(err)
 			}
@@ -221,7 +221,7 @@ func TestRunFailsOpen(t *testing.T) {
 func TestRunRegisterFails(t *testing.T) {
 	ctx := testCtx(t)
 	r := startAgent(t, lambdatest.Options{RegisterStatus: http.StatusInternalServerError}, testConfig(), nil)
-	err := recv(t, ctx, r.done, "Run to return")
+	err := lambdatest.Recv(t, ctx, r.done, "Run to return")
 	if err == nil || !strings.Contains(err.Error(), `registering extension "lambda-otel"`) {
 		t.Errorf("Run returned %v", err)
 	}
@@ -242,10 +242,10 @@ func TestRunStopsWithContext(t *testing.T) {
 	rctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- Run(rctx, Options{RuntimeAPI: api.Addr(), Name: "lambda-otel", Config: testConfig()}) }()
-	recv(t, ctx, api.Subscribes, "subscribe")
-	recv(t, ctx, api.NextCalls, "event/next")
+	lambdatest.Recv(t, ctx, api.Subscribes, "subscribe")
+	lambdatest.Recv(t, ctx, api.NextCalls, "event/next")
 	cancel()
-	if err := recv(t, ctx, done, "Run to return"); !errors.Is(err, context.Canceled) {
+	if err := lambdatest.Recv(t, ctx, done, "Run to return"); !errors.Is(err, context.Canceled) {
 		t.Errorf("Run returned %v", err)
 	}
 }

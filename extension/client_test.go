@@ -18,19 +18,6 @@ func testCtx(t *testing.T) context.Context {
 	return ctx
 }
 
-// recv waits for one value on ch until ctx ends.
-func recv[T any](t *testing.T, ctx context.Context, ch <-chan T, what string) T {
-	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-ctx.Done():
-		t.Fatalf("timed out waiting for %s", what)
-		var zero T
-		return zero
-	}
-}
-
 func fakeAPI(t *testing.T, opts lambdatest.Options) *lambdatest.Server {
 	t.Helper()
 	s := lambdatest.New(opts)
@@ -46,7 +33,7 @@ func TestRegister(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	call := recv(t, ctx, api.Registers, "register")
+	call := lambdatest.Recv(t, ctx, api.Registers, "register")
 	if call.Name != "lambda-otel" || call.AcceptFeatures != "accountId" || len(call.Events) != 2 || call.Events[0] != "INVOKE" || call.Events[1] != "SHUTDOWN" {
 		t.Errorf("register sent %+v", call)
 	}
@@ -147,13 +134,13 @@ func TestNextEvents(t *testing.T) {
 				ev, err := c.Next(ctx)
 				got <- result{ev, err}
 			}()
-			if id := recv(t, ctx, api.NextCalls, "event/next"); id != c.ID() {
+			if id := lambdatest.Recv(t, ctx, api.NextCalls, "event/next"); id != c.ID() {
 				t.Errorf("next sent identifier %q, want %q", id, c.ID())
 			}
 			if err := api.SendRaw(ctx, http.StatusOK, []byte(tt.body)); err != nil {
 				t.Fatal(err)
 			}
-			r := recv(t, ctx, got, "the event")
+			r := lambdatest.Recv(t, ctx, got, "the event")
 			tt.check(t, r.ev, r.err)
 		})
 	}
@@ -167,9 +154,9 @@ func TestNextCancelled(t *testing.T) {
 		_, err := NewClient(api.Addr(), "x", &http.Client{}).Next(ctx)
 		done <- err
 	}()
-	recv(t, testCtx(t), api.NextCalls, "event/next")
+	lambdatest.Recv(t, testCtx(t), api.NextCalls, "event/next")
 	cancel()
-	if err := recv(t, testCtx(t), done, "Next to return"); err == nil {
+	if err := lambdatest.Recv(t, testCtx(t), done, "Next to return"); err == nil {
 		t.Fatal("Next returned no error after its context was cancelled")
 	}
 }
@@ -190,7 +177,7 @@ func TestReportErrors(t *testing.T) {
 			if err := report(ctx, "Extension.ConfigInvalid", ErrorRequest{ErrorMessage: "bad config"}); err != nil {
 				t.Fatal(err)
 			}
-			call := recv(t, ctx, api.Errors, path)
+			call := lambdatest.Recv(t, ctx, api.Errors, path)
 			if call.Path != path || call.ErrorType != "Extension.ConfigInvalid" || call.Identifier != "ext-x" ||
 				call.Body["errorMessage"] != "bad config" || call.Body["errorType"] != "Extension.ConfigInvalid" {
 				t.Errorf("sent %+v", call)

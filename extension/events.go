@@ -5,10 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/lambda-otel/lambda-otel/internal/jsonnum"
 )
 
 // EventType is an Extensions API event an extension registers for and receives from
@@ -96,16 +96,11 @@ func (m *EpochMillis) UnmarshalJSON(b []byte) error {
 	if bytes.Equal(b, []byte("null")) {
 		return nil
 	}
-	s := string(bytes.Trim(b, `"`))
-	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-		*m = EpochMillis(n)
-		return nil
-	}
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || math.IsNaN(f) || math.Abs(f) >= math.MaxInt64 {
+	n, ok := jsonnum.ParseInt(string(bytes.Trim(b, `"`)))
+	if !ok {
 		return fmt.Errorf("deadlineMs %s is not epoch milliseconds", b)
 	}
-	*m = EpochMillis(f)
+	*m = EpochMillis(n)
 	return nil
 }
 

@@ -98,7 +98,7 @@ func startLoop(t *testing.T, ctx context.Context, panicky bool) *loopRun {
 // send waits for the loop to be at event/next and answers it.
 func (r *loopRun) send(t *testing.T, ctx context.Context, status int, body string) {
 	t.Helper()
-	recv(t, ctx, r.api.NextCalls, "event/next")
+	lambdatest.Recv(t, ctx, r.api.NextCalls, "event/next")
 	if err := r.api.SendRaw(ctx, status, []byte(body)); err != nil {
 		t.Fatal(err)
 	}
@@ -111,16 +111,16 @@ func TestLoopInvokeThenShutdown(t *testing.T) {
 	shutdownDL := time.Now().Add(2 * time.Second).Truncate(time.Millisecond)
 
 	r.send(t, ctx, 200, `{"eventType":"INVOKE","requestId":"r1","deadlineMs":`+ms(invokeDL)+`}`)
-	c := recv(t, ctx, r.h.calls, "Invoke")
+	c := lambdatest.Recv(t, ctx, r.h.calls, "Invoke")
 	if c.kind != Invoke || c.invoke.RequestID != "r1" || !c.hasDL || !c.deadline.Equal(invokeDL) {
 		t.Errorf("Invoke call %+v, want deadline %v", c, invokeDL)
 	}
 	r.send(t, ctx, 200, `{"eventType":"SHUTDOWN","shutdownReason":"spindown","deadlineMs":`+ms(shutdownDL)+`}`)
-	c = recv(t, ctx, r.h.calls, "Shutdown")
+	c = lambdatest.Recv(t, ctx, r.h.calls, "Shutdown")
 	if c.kind != Shutdown || c.shutdown.Reason != Spindown || !c.hasDL || !c.deadline.Equal(shutdownDL.Add(-shutdownMargin)) {
 		t.Errorf("Shutdown call %+v, want deadline %v", c, shutdownDL.Add(-shutdownMargin))
 	}
-	if err := recv(t, ctx, r.done, "Loop to return"); err != nil {
+	if err := lambdatest.Recv(t, ctx, r.done, "Loop to return"); err != nil {
 		t.Errorf("Loop returned %v after SHUTDOWN", err)
 	}
 	if !strings.Contains(r.logs.String(), "invoke failed") {
@@ -134,17 +134,17 @@ func TestLoopSurvivesHandlerPanicsAndOddEvents(t *testing.T) {
 	ctx := testCtx(t)
 	r := startLoop(t, ctx, true)
 	r.send(t, ctx, 200, `{"eventType":"INVOKE","requestId":"r1"}`)
-	if c := recv(t, ctx, r.h.calls, "Invoke"); c.hasDL {
+	if c := lambdatest.Recv(t, ctx, r.h.calls, "Invoke"); c.hasDL {
 		t.Errorf("an INVOKE without deadline got one: %v", c.deadline)
 	}
 	r.send(t, ctx, 200, `{"eventType":"SOMETHING_NEW"}`)
 	r.send(t, ctx, 200, `not json`)
 	r.send(t, ctx, 200, `{"eventType":"SHUTDOWN","shutdownReason":"TIMEOUT","deadlineMs":"soon"}`)
-	c := recv(t, ctx, r.h.calls, "Shutdown")
+	c := lambdatest.Recv(t, ctx, r.h.calls, "Shutdown")
 	if c.kind != Shutdown || !c.hasDL {
 		t.Errorf("a SHUTDOWN with an unreadable deadline must still be handled within the default budget: %+v", c)
 	}
-	if err := recv(t, ctx, r.done, "Loop to return"); err != nil {
+	if err := lambdatest.Recv(t, ctx, r.done, "Loop to return"); err != nil {
 		t.Errorf("Loop returned %v", err)
 	}
 	logs := r.logs.String()
@@ -170,11 +170,11 @@ func TestLoopUnbelievableDeadlines(t *testing.T) {
 			r := startLoop(t, ctx, false)
 			sent := time.Now()
 			r.send(t, ctx, 200, tt.body)
-			c := recv(t, ctx, r.h.calls, "Shutdown")
+			c := lambdatest.Recv(t, ctx, r.h.calls, "Shutdown")
 			if !c.hasDL || c.deadline.Before(sent) || c.deadline.After(time.Now().Add(maxShutdownPhase)) {
 				t.Errorf("handler deadline %v, want the default budget from %v", c.deadline, sent)
 			}
-			recv(t, ctx, r.done, "Loop to return")
+			lambdatest.Recv(t, ctx, r.done, "Loop to return")
 			if !strings.Contains(r.logs.String(), "ignoring an event deadline") {
 				t.Errorf("the unbelievable deadline was not reported: %s", r.logs)
 			}
@@ -212,17 +212,17 @@ func TestLoopShutdownOutlivesStopSignal(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- Loop(lctx, c, h, slog.New(slog.DiscardHandler)) }()
-	recv(t, ctx, api.NextCalls, "event/next")
+	lambdatest.Recv(t, ctx, api.NextCalls, "event/next")
 	if err := api.SendRaw(ctx, 200, []byte(`{"eventType":"SHUTDOWN","shutdownReason":"SPINDOWN","deadlineMs":`+ms(time.Now().Add(2*time.Second))+`}`)); err != nil {
 		t.Fatal(err)
 	}
-	recv(t, ctx, h.entered, "Shutdown to start")
+	lambdatest.Recv(t, ctx, h.entered, "Shutdown to start")
 	cancel()
 	close(h.release)
-	if err := recv(t, ctx, h.errAfter, "Shutdown's context state"); err != nil {
+	if err := lambdatest.Recv(t, ctx, h.errAfter, "Shutdown's context state"); err != nil {
 		t.Errorf("the stop signal cancelled Shutdown's context: %v", err)
 	}
-	if err := recv(t, ctx, done, "Loop to return"); err != nil {
+	if err := lambdatest.Recv(t, ctx, done, "Loop to return"); err != nil {
 		t.Errorf("Loop returned %v", err)
 	}
 }
@@ -244,10 +244,10 @@ func TestLoopNextFailures(t *testing.T) {
 			r := startLoop(t, ctx, false)
 			for range tt.before {
 				r.send(t, ctx, 200, `{"eventType":"INVOKE","requestId":"r"}`)
-				recv(t, ctx, r.h.calls, "Invoke")
+				lambdatest.Recv(t, ctx, r.h.calls, "Invoke")
 			}
 			r.send(t, ctx, tt.status, `{"errorType":"Extension.Test","errorMessage":"refused"}`)
-			err := recv(t, ctx, r.done, "Loop to return")
+			err := lambdatest.Recv(t, ctx, r.done, "Loop to return")
 			if lambdaapi.StatusCode(err) != tt.status {
 				t.Fatalf("Loop returned %v, want status %d", err, tt.status)
 			}
@@ -270,9 +270,9 @@ func TestLoopNextFailures(t *testing.T) {
 func TestLoopStopsWithContext(t *testing.T) {
 	ctx := testCtx(t)
 	r := startLoop(t, ctx, false)
-	recv(t, ctx, r.api.NextCalls, "event/next")
+	lambdatest.Recv(t, ctx, r.api.NextCalls, "event/next")
 	r.cancel()
-	if err := recv(t, ctx, r.done, "Loop to return"); !errors.Is(err, context.Canceled) {
+	if err := lambdatest.Recv(t, ctx, r.done, "Loop to return"); !errors.Is(err, context.Canceled) {
 		t.Errorf("Loop returned %v, want context.Canceled", err)
 	}
 }

@@ -5,15 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"reflect"
 	"strings"
 	"time"
 	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
 )
-
-var intType = reflect.TypeFor[int64]()
 
 // maxDepth bounds nesting inside a batch, at encoding/json's own limit, so that both accept
 // the same bodies.

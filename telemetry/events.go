@@ -6,9 +6,10 @@ package telemetry
 import (
 	"bytes"
 	"encoding/json"
-	"math"
-	"strconv"
+	"reflect"
 	"time"
+
+	"github.com/lambda-otel/lambda-otel/internal/jsonnum"
 )
 
 // EventType is the "type" of a Telemetry API event.
@@ -124,15 +125,11 @@ func (n *Int) UnmarshalJSON(b []byte) error {
 	if len(b) == 0 || string(b) == "null" {
 		return nil
 	}
-	if v, err := strconv.ParseInt(string(b), 10, 64); err == nil {
-		*n = Int(v)
-		return nil
+	v, ok := jsonnum.ParseInt(string(b))
+	if !ok {
+		return &json.UnmarshalTypeError{Value: "number " + string(b), Type: reflect.TypeFor[int64]()}
 	}
-	f, err := strconv.ParseFloat(string(b), 64)
-	if err != nil || math.IsNaN(f) || math.Abs(f) >= math.MaxInt64 {
-		return &json.UnmarshalTypeError{Value: "number " + string(b), Type: intType}
-	}
-	*n = Int(f)
+	*n = Int(v)
 	return nil
 }
 

@@ -45,18 +45,6 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func recv[T any](t *testing.T, ctx context.Context, ch <-chan T, what string) T {
-	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-ctx.Done():
-		t.Fatalf("timed out waiting for %s", what)
-		var zero T
-		return zero
-	}
-}
-
 // TestBinary runs the real extension binary through a whole lifecycle against the fake API:
 // register, subscribe, telemetry, an invocation, shutdown and a clean exit.
 func TestBinary(t *testing.T) {
@@ -86,10 +74,10 @@ func TestBinary(t *testing.T) {
 			exited := make(chan error, 1)
 			go func() { exited <- cmd.Wait() }()
 
-			if reg := recv(t, ctx, api.Registers, "register"); reg.Name != "lambda-otel" {
+			if reg := lambdatest.Recv(t, ctx, api.Registers, "register"); reg.Name != "lambda-otel" {
 				t.Errorf("registered as %q", reg.Name)
 			}
-			sub := recv(t, ctx, api.Subscribes, "subscribe")
+			sub := lambdatest.Recv(t, ctx, api.Subscribes, "subscribe")
 			line, err := os.ReadFile(filepath.Join("..", "..", "telemetry", "testdata", "events", "function-text.json"))
 			if err != nil {
 				t.Fatal(err)
@@ -97,16 +85,16 @@ func TestBinary(t *testing.T) {
 			if status, err := lambdatest.Deliver(ctx, sub, append(append([]byte("["), line...), ']')); err != nil || status != 200 {
 				t.Fatalf("deliver: %d %v", status, err)
 			}
-			recv(t, ctx, api.NextCalls, "event/next")
+			lambdatest.Recv(t, ctx, api.NextCalls, "event/next")
 			if err := api.Send(ctx, map[string]any{"eventType": "INVOKE", "requestId": "r1", "deadlineMs": time.Now().Add(time.Minute).UnixMilli()}); err != nil {
 				t.Fatal(err)
 			}
-			recv(t, ctx, api.NextCalls, "event/next")
+			lambdatest.Recv(t, ctx, api.NextCalls, "event/next")
 			deadline := time.Now().Add(2 * time.Second)
 			if err := api.SendRaw(ctx, 200, []byte(`{"eventType":"SHUTDOWN","shutdownReason":"SPINDOWN","deadlineMs":`+strconv.FormatInt(deadline.UnixMilli(), 10)+`}`)); err != nil {
 				t.Fatal(err)
 			}
-			if err := recv(t, ctx, exited, "the process to exit"); err != nil {
+			if err := lambdatest.Recv(t, ctx, exited, "the process to exit"); err != nil {
 				t.Fatalf("exit: %v\n%s", err, stderr.String())
 			}
 			if now := time.Now(); now.After(deadline) {

@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"testing"
 )
 
 // Options script the answers of a Server.
@@ -131,6 +132,19 @@ func (s *Server) SendRaw(ctx context.Context, status int, body []byte) error {
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("no event/next took the answer: %w", ctx.Err())
+	}
+}
+
+// Recv waits for one value on ch until ctx ends, failing the test with what it waited for.
+func Recv[T any](t testing.TB, ctx context.Context, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-ctx.Done():
+		t.Fatalf("timed out waiting for %s", what)
+		var zero T
+		return zero
 	}
 }
 
