@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lambda-otel/lambda-otel/internal/jsonnum"
+	"github.com/lambda-otel/lambda-otel/internal/jsontext"
 )
 
 // EventType is an Extensions API event an extension registers for and receives from
@@ -96,7 +96,7 @@ func (m *EpochMillis) UnmarshalJSON(b []byte) error {
 	if bytes.Equal(b, []byte("null")) {
 		return nil
 	}
-	n, ok := jsonnum.ParseInt(string(bytes.Trim(b, `"`)))
+	n, ok := jsontext.ParseInt(string(bytes.Trim(b, `"`)))
 	if !ok {
 		return fmt.Errorf("deadlineMs %s is not epoch milliseconds", b)
 	}

@@ -7,9 +7,9 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/lambda-otel/lambda-otel/internal/jsontext"
 )
 
 // maxDepth bounds nesting inside a batch, at encoding/json's own limit, so that both accept
@@ -185,7 +185,7 @@ func (m *members) set(s *scanner, key []byte, v span) {
 		return
 	}
 	if bytes.IndexByte(key, '\\') >= 0 {
-		k, ok := unquote(key)
+		k, ok := jsontext.Unquote(key)
 		if !ok {
 			return
 		}
@@ -220,100 +220,10 @@ func (s *scanner) jsonString(v span) string {
 	if plainJSONString(inner) {
 		return s.str[v.a+1 : v.b-1]
 	}
-	if out, ok := unquote(inner); ok {
+	if out, ok := jsontext.Unquote(inner); ok {
 		return out
 	}
 	return s.str[v.a:v.b]
-}
-
-// unquote unescapes the inside of a JSON string the way encoding/json does (a lone
-// surrogate or invalid UTF-8 becomes U+FFFD) in a single allocation. It fails on text
-// that is not a valid JSON string body.
-func unquote(b []byte) (string, bool) {
-	var out strings.Builder
-	out.Grow(len(b))
-	for i := 0; i < len(b); {
-		c := b[i]
-		switch {
-		case c == '\\':
-			if i+1 >= len(b) {
-				return "", false
-			}
-			switch e := b[i+1]; e {
-			case '"', '\\', '/':
-				out.WriteByte(e)
-			case 'b':
-				out.WriteByte('\b')
-			case 'f':
-				out.WriteByte('\f')
-			case 'n':
-				out.WriteByte('\n')
-			case 'r':
-				out.WriteByte('\r')
-			case 't':
-				out.WriteByte('\t')
-			case 'u':
-				r := hex4(b[i+2:])
-				if r < 0 {
-					return "", false
-				}
-				i += 6
-				if utf16.IsSurrogate(r) {
-					r2 := rune(-1)
-					if i+1 < len(b) && b[i] == '\\' && b[i+1] == 'u' {
-						r2 = hex4(b[i+2:])
-					}
-					if dec := utf16.DecodeRune(r, r2); dec != unicode.ReplacementChar {
-						r = dec
-						i += 6
-					} else {
-						r = unicode.ReplacementChar
-					}
-				}
-				out.WriteRune(r)
-				continue
-			default:
-				return "", false
-			}
-			i += 2
-		case c == '"' || c < 0x20:
-			return "", false
-		case c < utf8.RuneSelf:
-			out.WriteByte(c)
-			i++
-		default:
-			r, size := utf8.DecodeRune(b[i:])
-			if r == utf8.RuneError && size == 1 {
-				out.WriteRune(utf8.RuneError)
-			} else {
-				out.Write(b[i : i+size])
-			}
-			i += size
-		}
-	}
-	return out.String(), true
-}
-
-// hex4 reads the four hex digits of a \u escape, or returns -1.
-func hex4(b []byte) rune {
-	if len(b) < 4 {
-		return -1
-	}
-	var r rune
-	for _, c := range b[:4] {
-		switch {
-		case c >= '0' && c <= '9':
-			c -= '0'
-		case c >= 'a' && c <= 'f':
-			c = c - 'a' + 10
-		case c >= 'A' && c <= 'F':
-			c = c - 'A' + 10
-		default:
-			return -1
-		}
-		r = r<<4 | rune(c)
-	}
-	return r
 }
 
 // record types the record at v; it never fails, falling back to *Raw.
@@ -448,7 +358,7 @@ func (s *scanner) skipString() error {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 				s.pos += 2
 			case 'u':
-				if hex4(s.buf[s.pos+2:]) < 0 {
+				if jsontext.Hex4(s.buf[s.pos+2:]) < 0 {
 					s.pos++
 					return s.unexpected(`four hex digits after \u`)
 				}

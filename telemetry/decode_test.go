@@ -366,30 +366,6 @@ func TestParseTime(t *testing.T) {
 	}
 }
 
-// TestUnquoteMatchesEncodingJSON holds the unescaper to encoding/json on the cases where
-// they could part ways: escapes, surrogate pairs, lone surrogates and invalid UTF-8.
-func TestUnquoteMatchesEncodingJSON(t *testing.T) {
-	for _, in := range []string{
-		`plain`, `tab\there`, `q\"uote\\ slash\/`, `\b\f\n\r\t`, `caf\u00e9`, `\u00E9\u4e2d`,
-		`emoji \ud83d\ude00`, `lone \ud83d x`, `lone low \ude00`, `high then text \ud83dabc`,
-		`two highs \ud83d\ud83d`, "bad utf8 \xff\xfe", "mixed \xc3\xa9 \\n",
-	} {
-		var want string
-		if err := json.Unmarshal([]byte(`"`+in+`"`), &want); err != nil {
-			t.Fatalf("%q: encoding/json: %v", in, err)
-		}
-		got, ok := unquote([]byte(in))
-		if !ok || got != want {
-			t.Errorf("unquote(%q) = %q, %v; encoding/json reads %q", in, got, ok, want)
-		}
-	}
-	for _, bad := range []string{`trailing\`, `\x`, `\u12`, `\u12g4`, "ctl\x01", `quote"`} {
-		if got, ok := unquote([]byte(bad)); ok {
-			t.Errorf("unquote(%q) = %q, want failure", bad, got)
-		}
-	}
-}
-
 // gap is the distance in memory from a's bytes to b's.
 func gap(a, b string) uintptr {
 	return uintptr(unsafe.Pointer(unsafe.StringData(b))) - uintptr(unsafe.Pointer(unsafe.StringData(a)))

@@ -9,7 +9,7 @@ import (
 	"reflect"
 	"time"
 
-	"github.com/lambda-otel/lambda-otel/internal/jsonnum"
+	"github.com/lambda-otel/lambda-otel/internal/jsontext"
 )
 
 // EventType is the "type" of a Telemetry API event.
@@ -125,7 +125,7 @@ func (n *Int) UnmarshalJSON(b []byte) error {
 	if len(b) == 0 || string(b) == "null" {
 		return nil
 	}
-	v, ok := jsonnum.ParseInt(string(b))
+	v, ok := jsontext.ParseInt(string(b))
 	if !ok {
 		return &json.UnmarshalTypeError{Value: "number " + string(b), Type: reflect.TypeFor[int64]()}
 	}
