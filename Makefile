@@ -23,6 +23,9 @@ lint:
 fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeBatch$$' -fuzztime=$(FUZZTIME) ./telemetry
 	$(GO) test -run='^$$' -fuzz='^FuzzListenerHandler$$' -fuzztime=$(FUZZTIME) ./telemetry
+	$(GO) test -run='^$$' -fuzz='^FuzzParseTextLine$$' -fuzztime=$(FUZZTIME) ./telemetry/convert
+	$(GO) test -run='^$$' -fuzz='^FuzzLogLine$$' -fuzztime=$(FUZZTIME) ./telemetry/convert
+	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./internal/xray
 
 ## run: the local demo
 run:
@@ -32,7 +35,7 @@ run:
 ## bench: the hot-path benchmarks, 6 runs each, summarised by benchstat (see bench/RESULTS.md)
 bench:
 	@mkdir -p $(BIN)
-	$(GO) test -run='^$$' -bench=. -benchmem -count=6 ./telemetry ./cmd/lambda-otel | tee $(BIN)/bench.txt
+	$(GO) test -run='^$$' -bench=. -benchmem -count=6 ./telemetry ./telemetry/convert ./cmd/lambda-otel | tee $(BIN)/bench.txt
 	$(GO) tool benchstat $(BIN)/bench.txt
 
 clean:

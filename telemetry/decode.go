@@ -482,7 +482,7 @@ func (s *scanner) logObject(v span) Record {
 		l.RequestID = s.valueText(m.found[3])
 	}
 	if ts, isStr, _ := s.text(m.found[0]); isStr {
-		l.Timestamp, _ = parseTime(ts)
+		l.Timestamp, _ = ParseTime(ts)
 	}
 	return l
 }
@@ -528,18 +528,18 @@ func parseTimeJSON(raw json.RawMessage) (time.Time, bool) {
 	if len(raw) < 2 || raw[0] != '"' {
 		return time.Time{}, false
 	}
-	return parseTime(string(raw[1 : len(raw)-1]))
+	return ParseTime(string(raw[1 : len(raw)-1]))
 }
 
 func parseTimeString(s string) time.Time {
-	t, _ := parseTime(s)
+	t, _ := ParseTime(s)
 	return t
 }
 
-// parseTime reads an ISO 8601 timestamp with or without fractional seconds, and also the
+// ParseTime reads an ISO 8601 timestamp with or without fractional seconds, and also the
 // "12:01:23:521Z" form (a colon before the milliseconds) that the guide's examples use. The
 // platform's own form, 2022-10-12T00:00:15.064Z, is read without time.Parse.
-func parseTime(s string) (time.Time, bool) {
+func ParseTime(s string) (time.Time, bool) {
 	if t, ok := parseUTC(s); ok {
 		return t, true
 	}

@@ -353,15 +353,15 @@ func TestParseTime(t *testing.T) {
 		{"2022-10-12 00:00:15", ""},
 	}
 	for _, tt := range tests {
-		got, ok := parseTime(tt.in)
+		got, ok := ParseTime(tt.in)
 		if tt.want == "" {
 			if ok {
-				t.Errorf("parseTime(%q) = %v, want failure", tt.in, got)
+				t.Errorf("ParseTime(%q) = %v, want failure", tt.in, got)
 			}
 			continue
 		}
 		if want, _ := time.Parse(time.RFC3339Nano, tt.want); !ok || !got.Equal(want) {
-			t.Errorf("parseTime(%q) = %v, %v; want %v", tt.in, got, ok, want)
+			t.Errorf("ParseTime(%q) = %v, %v; want %v", tt.in, got, ok, want)
 		}
 	}
 }

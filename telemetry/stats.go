@@ -33,6 +33,12 @@ func (r DropReason) String() string {
 	return dropReasonNames[r]
 }
 
+// CountsBatches reports whether drops for r are counted in batches (POST bodies) rather
+// than in events: the events of a body that could not be read are unknown.
+func (r DropReason) CountsBatches() bool {
+	return r != DropBufferFull && r != DropNoExporter
+}
+
 // DropReasons lists every reason, in a stable order.
 func DropReasons() []DropReason {
 	rs := make([]DropReason, numDropReasons)
