@@ -1,6 +1,7 @@
 package extension
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/lambda-otel/lambda-otel/telemetry"
+	"github.com/lambda-otel/lambda-otel/telemetry/convert"
 )
 
 // Bounds of the agent's waits.
@@ -41,6 +43,8 @@ type Options struct {
 	// HTTPClient talks to the Lambda APIs; nil uses one without timeouts (which event/next
 	// needs) and without proxies (the APIs are local whatever HTTP_PROXY the function sets).
 	HTTPClient *http.Client
+	// Version is the extension's version, reported as telemetry.sdk.version.
+	Version string
 }
 
 // Run registers the extension, starts its telemetry intake and runs the event loop until
@@ -71,7 +75,16 @@ func Run(ctx context.Context, o Options) error {
 	if o.ConfigErr != nil {
 		log.Warn("configuration has errors; the defaults stand in for the bad values", "error", o.ConfigErr.Error())
 	}
-	a := &agent{log: log, reg: reg, cfg: o.Config}
+	res := o.Config.Resource
+	res.FunctionName = cmp.Or(reg.FunctionName, res.FunctionName)
+	res.FunctionVersion = cmp.Or(reg.FunctionVersion, res.FunctionVersion)
+	res.AccountID = reg.AccountID
+	res.Version = o.Version
+	a := &agent{log: log, reg: reg, cfg: o.Config, conv: convert.New(convert.Options{
+		Config:   o.Config.Convert,
+		Resource: res,
+		Start:    time.Now(),
+	})}
 	a.startTelemetry(ctx, hc, o.RuntimeAPI, client.ID())
 	loopErr := Loop(ctx, client, a, log)
 	if a.buffer == nil || a.stopped {
@@ -91,6 +104,7 @@ type agent struct {
 	stats    telemetry.Stats
 	buffer   *telemetry.Buffer
 	listener *telemetry.Listener
+	conv     *convert.Converter
 	// lastRequest is the request id of the latest INVOKE, whose report comes after it ends.
 	lastRequest string
 	// stopped is set once the intake has been stopped and its events accounted for.
@@ -141,6 +155,11 @@ func (a *agent) startTelemetry(ctx context.Context, hc *http.Client, runtimeAPI,
 // Invoke notes the invocation; its telemetry stays in the bounded buffer.
 func (a *agent) Invoke(_ context.Context, ev *InvokeEvent) error {
 	a.lastRequest = ev.RequestID
+	inv := convert.Invocation{RequestID: ev.RequestID, FunctionARN: ev.InvokedFunctionArn}
+	if ev.Tracing != nil {
+		inv.TraceHeader = ev.Tracing.Value
+	}
+	a.conv.Invoked(inv)
 	return nil
 }
 
@@ -152,8 +171,8 @@ func (a *agent) Shutdown(ctx context.Context, ev *ShutdownEvent) error {
 	return a.stop(ctx, string(ev.Reason))
 }
 
-// stop waits for the telemetry still on its way, closes the listener, and accounts for
-// every event held: until exporters exist, they are counted as dropped for want of one.
+// stop waits for the telemetry still on its way, closes the listener, and converts every
+// event held. Until exporters exist, the events are then counted as dropped for want of one.
 func (a *agent) stop(ctx context.Context, reason string) error {
 	a.stopped = true
 	events := a.awaitFinal(ctx, nil)
@@ -161,6 +180,9 @@ func (a *agent) stop(ctx context.Context, reason string) error {
 	defer cancel()
 	err := a.listener.Close(cctx)
 	events = a.buffer.Drain(events)
+	a.conv.Add(events)
+	a.conv.Shutdown(time.Now(), reason)
+	data := a.conv.Take(time.Now(), convert.Self{Telemetry: a.stats.Snapshot()})
 	size := 0
 	for _, e := range events {
 		size += e.Size
@@ -168,7 +190,8 @@ func (a *agent) stop(ctx context.Context, reason string) error {
 	a.stats.Drop(telemetry.DropNoExporter, len(events), size)
 	if a.log.Enabled(ctx, slog.LevelDebug) {
 		a.log.Debug("shutdown", "reason", reason, "functionName", a.reg.FunctionName,
-			"buffered", len(events), "byType", countByType(events), "counts", summarize(a.stats.Snapshot()))
+			"buffered", len(events), "byType", countByType(events), "counts", summarize(a.stats.Snapshot()),
+			"spans", data.Traces.SpanCount(), "logRecords", data.Logs.LogRecordCount(), "dataPoints", data.Metrics.DataPointCount())
 	}
 	return err
 }

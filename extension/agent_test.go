@@ -58,9 +58,12 @@ func (r *agentRun) shutdown(t *testing.T, ctx context.Context) {
 
 // shutdownLine finds the debug line written at shutdown.
 func shutdownLine(t *testing.T, logs string) (line struct {
-	Buffered int               `json:"buffered"`
-	ByType   map[string]int    `json:"byType"`
-	Counts   map[string]uint64 `json:"counts"`
+	Buffered   int               `json:"buffered"`
+	ByType     map[string]int    `json:"byType"`
+	Counts     map[string]uint64 `json:"counts"`
+	Spans      int               `json:"spans"`
+	LogRecords int               `json:"logRecords"`
+	DataPoints int               `json:"dataPoints"`
 }) {
 	t.Helper()
 	for l := range strings.SplitSeq(logs, "\n") {
@@ -117,6 +120,10 @@ func TestRunReceivesTelemetryUntilShutdown(t *testing.T) {
 	if line.Counts["batches"] != 5 || line.Counts["events"] != 4 || line.Counts["dropped_malformed_batch"] != 1 ||
 		line.Counts["dropped_no_exporter"] != 4 {
 		t.Errorf("counts %+v", line.Counts)
+	}
+	// The invocation never got its report: its span is still converted, at shutdown.
+	if line.Spans != 1 || line.LogRecords != 4 || line.DataPoints == 0 {
+		t.Errorf("converted %d spans, %d log records, %d points; want 1, 4 and some", line.Spans, line.LogRecords, line.DataPoints)
 	}
 	if _, err := lambdatest.Deliver(ctx, sub, []byte("[]")); err == nil {
 		t.Error("the listener still answers after shutdown")

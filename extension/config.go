@@ -1,6 +1,7 @@
 package extension
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/lambda-otel/lambda-otel/telemetry"
+	"github.com/lambda-otel/lambda-otel/telemetry/convert"
 )
 
 // Environment variables the extension reads.
@@ -20,6 +22,19 @@ const (
 	EnvListenerPort    = "LAMBDA_OTEL_LISTENER_PORT"
 	EnvQueueMaxBytes   = "LAMBDA_OTEL_QUEUE_MAX_BYTES"
 	EnvLogLevel        = "LAMBDA_OTEL_LOG_LEVEL"
+	EnvPhaseSpans      = "LAMBDA_OTEL_PHASE_SPANS"
+	EnvPlatformLogs    = "LAMBDA_OTEL_PLATFORM_LOGS"
+	EnvFaaSTrigger     = "LAMBDA_OTEL_FAAS_TRIGGER"
+
+	EnvServiceName        = "OTEL_SERVICE_NAME"
+	EnvResourceAttributes = "OTEL_RESOURCE_ATTRIBUTES"
+	EnvMetricsTemporality = "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE"
+	envFunctionName       = "AWS_LAMBDA_FUNCTION_NAME"
+	envFunctionVersion    = "AWS_LAMBDA_FUNCTION_VERSION"
+	envFunctionMemory     = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE"
+	envRegion             = "AWS_REGION"
+	envDefaultRegion      = "AWS_DEFAULT_REGION"
+	envLogGroup           = "AWS_LAMBDA_LOG_GROUP_NAME"
 )
 
 // reservedPort is the Lambda APIs' own port; nothing else may listen on it.
@@ -45,6 +60,11 @@ type Config struct {
 	QueueMaxBytes int
 	// LogLevel is the least severe level the extension logs.
 	LogLevel slog.Level
+	// Convert is what the conversion to OpenTelemetry produces.
+	Convert convert.Config
+	// Resource describes the function as its environment tells; the register response
+	// completes it.
+	Resource convert.Resource
 }
 
 // DefaultConfig is the configuration with nothing set. The 25 ms batch timeout (the
@@ -57,6 +77,7 @@ func DefaultConfig() Config {
 		ListenerPort:  4243,
 		QueueMaxBytes: 16 << 20,
 		LogLevel:      slog.LevelInfo,
+		Convert:       convert.DefaultConfig(),
 	}
 }
 
@@ -91,8 +112,12 @@ func (c *Config) intVars() []intVar {
 }
 
 const (
-	wantStreams  = `a comma-separated list of "platform", "function", "extension", or "none"`
-	wantLogLevel = `one of "debug", "info", "warn", "error"`
+	wantStreams     = `a comma-separated list of "platform", "function", "extension", or "none"`
+	wantLogLevel    = `one of "debug", "info", "warn", "error"`
+	wantPhaseSpans  = `"events" or "children"`
+	wantTemporality = `"cumulative", "delta" or "lowmemory"`
+	wantTrigger     = `one of "datasource", "http", "pubsub", "timer", "other"`
+	wantAttributes  = `comma-separated key=value pairs with percent-encoded values`
 )
 
 // LoadConfig reads the configuration from lookup (os.LookupEnv in production). An unset or
@@ -135,7 +160,64 @@ func LoadConfig(lookup func(string) (string, bool)) (Config, error) {
 			bad(EnvLogLevel, s, wantLogLevel, "info")
 		}
 	}
+	if s, ok := get(EnvPhaseSpans); ok {
+		switch strings.ToLower(s) {
+		case "events":
+			c.Convert.PhaseSpans = convert.SpanEvents
+		case "children":
+			c.Convert.PhaseSpans = convert.ChildSpans
+		default:
+			bad(EnvPhaseSpans, s, wantPhaseSpans, "events")
+		}
+	}
+	if s, ok := get(EnvPlatformLogs); ok {
+		if p, err := convert.ParsePlatformLogs(s); err != nil {
+			bad(EnvPlatformLogs, s, convert.WantPlatformLogs, "all")
+		} else {
+			c.Convert.PlatformLogs = p
+		}
+	}
+	if s, ok := get(EnvFaaSTrigger); ok {
+		if t := strings.ToLower(s); slices.Contains(convert.Triggers, t) {
+			c.Convert.Trigger = t
+		} else {
+			bad(EnvFaaSTrigger, s, wantTrigger, "none")
+		}
+	}
+	if s, ok := get(EnvMetricsTemporality); ok {
+		// Every instrument is a counter or a histogram, for which lowmemory means delta.
+		switch strings.ToLower(s) {
+		case "cumulative":
+			c.Convert.Temporality = convert.Cumulative
+		case "delta", "lowmemory":
+			c.Convert.Temporality = convert.Delta
+		default:
+			bad(EnvMetricsTemporality, s, wantTemporality, "cumulative")
+		}
+	}
+	c.Resource = loadResource(get)
+	if s, ok := get(EnvResourceAttributes); ok {
+		if attrs, err := convert.ParseResourceAttributes(s); err != nil {
+			bad(EnvResourceAttributes, s, wantAttributes+" ("+err.Error()+")", "of none")
+		} else {
+			c.Resource.Attributes = attrs
+		}
+	}
 	return c, errors.Join(errs...)
+}
+
+// loadResource reads what the Lambda environment says of the function.
+func loadResource(get func(string) (string, bool)) convert.Resource {
+	val := func(k string) string { v, _ := get(k); return v }
+	r := convert.Resource{
+		ServiceName:     val(EnvServiceName),
+		FunctionName:    val(envFunctionName),
+		FunctionVersion: val(envFunctionVersion),
+		Region:          cmp.Or(val(envRegion), val(envDefaultRegion)),
+		LogGroup:        val(envLogGroup),
+	}
+	r.MemoryMB, _ = strconv.Atoi(val(envFunctionMemory))
+	return r
 }
 
 // Validate reports every field outside its valid range, naming the variable that sets it.
@@ -150,6 +232,18 @@ func (c Config) Validate() error {
 		if !slices.Contains(allStreams, s) {
 			errs = append(errs, fmt.Errorf("%s has %q: want %s", EnvTelemetryTypes, s, wantStreams))
 		}
+	}
+	if p := c.Convert.PhaseSpans; p != convert.SpanEvents && p != convert.ChildSpans {
+		errs = append(errs, fmt.Errorf("%s has %d: want %s", EnvPhaseSpans, p, wantPhaseSpans))
+	}
+	if p := c.Convert.PlatformLogs; p&^convert.AllPlatformLogs != 0 {
+		errs = append(errs, fmt.Errorf("%s has unknown types (%b): want %s", EnvPlatformLogs, p, convert.WantPlatformLogs))
+	}
+	if tr := c.Convert.Trigger; tr != "" && !slices.Contains(convert.Triggers, tr) {
+		errs = append(errs, fmt.Errorf("%s=%q is not valid: want %s", EnvFaaSTrigger, tr, wantTrigger))
+	}
+	if tm := c.Convert.Temporality; tm != convert.Cumulative && tm != convert.Delta {
+		errs = append(errs, fmt.Errorf("%s has %d: want %s", EnvMetricsTemporality, tm, wantTemporality))
 	}
 	return errors.Join(errs...)
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/lambda-otel/lambda-otel/telemetry"
+	"github.com/lambda-otel/lambda-otel/telemetry/convert"
 )
 
 func env(kv map[string]string) func(string) (string, bool) {
@@ -32,13 +33,23 @@ func TestLoadConfigDefaults(t *testing.T) {
 
 func TestLoadConfigValues(t *testing.T) {
 	c, err := LoadConfig(env(map[string]string{
-		EnvTelemetryTypes:  " Platform, function ,platform",
-		EnvBufferTimeoutMs: "100",
-		EnvBufferMaxItems:  "1000",
-		EnvBufferMaxBytes:  "1048576",
-		EnvListenerPort:    "0",
-		EnvQueueMaxBytes:   "8388608",
-		EnvLogLevel:        "DEBUG",
+		EnvTelemetryTypes:                 " Platform, function ,platform",
+		EnvBufferTimeoutMs:                "100",
+		EnvBufferMaxItems:                 "1000",
+		EnvBufferMaxBytes:                 "1048576",
+		EnvListenerPort:                   "0",
+		EnvQueueMaxBytes:                  "8388608",
+		EnvLogLevel:                       "DEBUG",
+		EnvPhaseSpans:                     "Children",
+		EnvPlatformLogs:                   "report,start",
+		EnvFaaSTrigger:                    "HTTP",
+		EnvMetricsTemporality:             "lowmemory",
+		EnvServiceName:                    "checkout",
+		EnvResourceAttributes:             "team=payments%20core",
+		"AWS_LAMBDA_FUNCTION_NAME":        "my-function",
+		"AWS_LAMBDA_FUNCTION_VERSION":     "7",
+		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",
+		"AWS_DEFAULT_REGION":              "eu-west-1",
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -49,10 +60,33 @@ func TestLoadConfigValues(t *testing.T) {
 		ListenerPort:  0,
 		QueueMaxBytes: 8388608,
 		LogLevel:      slog.LevelDebug,
+		Convert: convert.Config{
+			PhaseSpans:   convert.ChildSpans,
+			PlatformLogs: mustPlatformLogs(t, "report,start"),
+			Temporality:  convert.Delta,
+			Trigger:      "http",
+		},
+		Resource: convert.Resource{
+			ServiceName:     "checkout",
+			Attributes:      []convert.Attribute{{Key: "team", Value: "payments core"}},
+			FunctionName:    "my-function",
+			FunctionVersion: "7",
+			Region:          "eu-west-1",
+			MemoryMB:        256,
+		},
 	}
 	if !reflect.DeepEqual(c, want) {
 		t.Errorf("got %+v\nwant %+v", c, want)
 	}
+}
+
+func mustPlatformLogs(t *testing.T, s string) convert.PlatformLogs {
+	t.Helper()
+	p, err := convert.ParsePlatformLogs(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 func TestLoadConfigNone(t *testing.T) {
@@ -79,6 +113,11 @@ func TestLoadConfigBadValues(t *testing.T) {
 		{EnvTelemetryTypes, "platform,logs", []string{`"platform", "function", "extension", or "none"`, "default platform,function,extension"}},
 		{EnvLogLevel, "verbose", []string{`"debug", "info", "warn", "error"`}},
 		{EnvLogLevel, "info+2", []string{`"debug", "info", "warn", "error"`}},
+		{EnvPhaseSpans, "nested", []string{`"events" or "children"`, "default events"}},
+		{EnvPlatformLogs, "report,bogus", []string{`"all", "none"`, "default all"}},
+		{EnvFaaSTrigger, "sqs", []string{`"datasource", "http"`}},
+		{EnvMetricsTemporality, "sometimes", []string{`"cumulative", "delta" or "lowmemory"`, "default cumulative"}},
+		{EnvResourceAttributes, "team", []string{"key=value pairs", `"team" is not a key=value pair`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.variable+"="+tt.value, func(t *testing.T) {
@@ -128,8 +167,10 @@ func TestValidate(t *testing.T) {
 	c.Buffering.TimeoutMs = 10
 	c.ListenerPort = 9001
 	c.Streams = append(c.Streams, "logs")
+	c.Convert.PhaseSpans = 7
+	c.Convert.Trigger = "sqs"
 	err := c.Validate()
-	for _, want := range []string{EnvBufferTimeoutMs + "=10", EnvListenerPort + "=9001", `has "logs"`} {
+	for _, want := range []string{EnvBufferTimeoutMs + "=10", EnvListenerPort + "=9001", `has "logs"`, EnvPhaseSpans, EnvFaaSTrigger + `="sqs"`} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate error lacks %q: %v", want, err)
 		}

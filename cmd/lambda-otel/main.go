@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/lambda-otel/lambda-otel/extension"
@@ -25,10 +26,19 @@ func main() {
 		Config:     cfg,
 		ConfigErr:  cfgErr,
 		Logger:     log,
+		Version:    version(),
 	})
 	stop()
 	if err != nil {
 		log.Error("exiting", "error", err.Error())
 		os.Exit(1)
 	}
+}
+
+// version is the module version the binary was built from, as the go command stamps it.
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "unknown"
 }
