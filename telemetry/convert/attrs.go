@@ -76,18 +76,21 @@ func recordAttrs(m pcommon.Map, r telemetry.Record) {
 		str(attrStatus, string(st))
 		str(attrErrorType, errType)
 	}
+	instance := func(function, version, id string, maxMemoryMB telemetry.Int, runtime, runtimeARN string) {
+		str(attrFaaSName, function)
+		str(attrFaaSVersion, version)
+		str(attrFaaSInstance, id)
+		if maxMemoryMB > 0 {
+			m.PutInt(attrMaxMemory, int64(maxMemoryMB)*mib)
+		}
+		str(attrRuntimeVersion, runtime)
+		str(attrRuntimeVersionARN, runtimeARN)
+	}
 	switch r := r.(type) {
 	case *telemetry.InitStart:
 		str(attrInitType, string(r.InitializationType))
 		str(attrInitPhase, string(r.Phase))
-		str(attrFaaSName, r.FunctionName)
-		str(attrFaaSVersion, r.FunctionVersion)
-		str(attrFaaSInstance, r.InstanceID)
-		if r.InstanceMaxMemory > 0 {
-			m.PutInt(attrMaxMemory, int64(r.InstanceMaxMemory)*mib)
-		}
-		str(attrRuntimeVersion, r.RuntimeVersion)
-		str(attrRuntimeVersionARN, r.RuntimeVersionArn)
+		instance(r.FunctionName, r.FunctionVersion, r.InstanceID, r.InstanceMaxMemory, r.RuntimeVersion, r.RuntimeVersionArn)
 	case *telemetry.InitRuntimeDone:
 		str(attrInitType, string(r.InitializationType))
 		str(attrInitPhase, string(r.Phase))
@@ -99,14 +102,7 @@ func recordAttrs(m pcommon.Map, r telemetry.Record) {
 		num(attrInitMs, r.Metrics.DurationMs)
 		integer(attrBilledMs, r.Metrics.BilledDurationMs)
 	case *telemetry.RestoreStart:
-		str(attrFaaSName, r.FunctionName)
-		str(attrFaaSVersion, r.FunctionVersion)
-		str(attrFaaSInstance, r.InstanceID)
-		if r.InstanceMaxMemory > 0 {
-			m.PutInt(attrMaxMemory, int64(r.InstanceMaxMemory)*mib)
-		}
-		str(attrRuntimeVersion, r.RuntimeVersion)
-		str(attrRuntimeVersionARN, r.RuntimeVersionArn)
+		instance(r.FunctionName, r.FunctionVersion, r.InstanceID, r.InstanceMaxMemory, r.RuntimeVersion, r.RuntimeVersionArn)
 	case *telemetry.RestoreRuntimeDone:
 		status(r.Status, r.ErrorType)
 	case *telemetry.RestoreReport:

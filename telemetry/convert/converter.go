@@ -9,7 +9,6 @@
 package convert
 
 import (
-	"cmp"
 	"encoding/binary"
 	"math/rand/v2"
 	"time"
@@ -155,12 +154,10 @@ func (c *Converter) add(e *telemetry.Event) {
 		c.logLine(e, r)
 		return
 	case *telemetry.InitStart:
-		c.learned.instanceID = cmp.Or(r.InstanceID, c.learned.instanceID)
-		c.learned.maxMemoryMB = cmp.Or(int64(r.InstanceMaxMemory), c.learned.maxMemoryMB)
+		c.learned.instance(r.InstanceID, r.InstanceMaxMemory)
 		owner = c.newEnv(kindInit, e, r)
 	case *telemetry.RestoreStart:
-		c.learned.instanceID = cmp.Or(r.InstanceID, c.learned.instanceID)
-		c.learned.maxMemoryMB = cmp.Or(int64(r.InstanceMaxMemory), c.learned.maxMemoryMB)
+		c.learned.instance(r.InstanceID, r.InstanceMaxMemory)
 		owner = c.newEnv(kindRestore, e, r)
 	case *telemetry.InitRuntimeDone:
 		owner = c.envDone(kindInit, e, r, r.Status, r.ErrorType, r.Spans)

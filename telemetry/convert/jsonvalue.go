@@ -131,6 +131,33 @@ func (r *jsonReader) members(fn func(key string) error) error {
 	}
 }
 
+// elements calls fn for each element of the array at the reader, with the reader at the
+// element; fn must read or skip it.
+func (r *jsonReader) elements(fn func() error) error {
+	if r.peek() != '[' {
+		return errJSON
+	}
+	r.pos++
+	if r.peek() == ']' {
+		r.pos++
+		return nil
+	}
+	for {
+		if err := fn(); err != nil {
+			return err
+		}
+		switch r.peek() {
+		case ',':
+			r.pos++
+		case ']':
+			r.pos++
+			return nil
+		default:
+			return errJSON
+		}
+	}
+}
+
 // value reads any value into v; null leaves v empty.
 func (r *jsonReader) value(v pcommon.Value, depth int) error {
 	if depth > maxJSONDepth {
@@ -145,26 +172,8 @@ func (r *jsonReader) value(v pcommon.Value, depth int) error {
 		m := v.SetEmptyMap()
 		return r.members(func(key string) error { return r.value(m.PutEmpty(key), depth+1) })
 	case c == '[':
-		r.pos++
 		sl := v.SetEmptySlice()
-		if r.peek() == ']' {
-			r.pos++
-			return nil
-		}
-		for {
-			if err := r.value(sl.AppendEmpty(), depth+1); err != nil {
-				return err
-			}
-			switch r.peek() {
-			case ',':
-				r.pos++
-			case ']':
-				r.pos++
-				return nil
-			default:
-				return errJSON
-			}
-		}
+		return r.elements(func() error { return r.value(sl.AppendEmpty(), depth+1) })
 	case c == 't' && r.literal("true"):
 		v.SetBool(true)
 	case c == 'f' && r.literal("false"):
@@ -191,46 +200,4 @@ func setNumber(v pcommon.Value, num []byte) error {
 	}
 	v.SetDouble(f)
 	return nil
-}
-
-// skip steps over any value.
-func (r *jsonReader) skip(depth int) error {
-	if depth > maxJSONDepth {
-		return errJSON
-	}
-	switch c := r.peek(); {
-	case c == '"':
-		_, err := r.str()
-		return err
-	case c == '{':
-		return r.members(func(string) error { return r.skip(depth + 1) })
-	case c == '[':
-		r.pos++
-		if r.peek() == ']' {
-			r.pos++
-			return nil
-		}
-		for {
-			if err := r.skip(depth + 1); err != nil {
-				return err
-			}
-			switch r.peek() {
-			case ',':
-				r.pos++
-			case ']':
-				r.pos++
-				return nil
-			default:
-				return errJSON
-			}
-		}
-	case c == 't' && r.literal("true"), c == 'f' && r.literal("false"), c == 'n' && r.literal("null"):
-		return nil
-	case c == '-' || c >= '0' && c <= '9':
-		if _, err := strconv.ParseFloat(string(r.number()), 64); err != nil && !errors.Is(err, strconv.ErrRange) {
-			return errJSON
-		}
-		return nil
-	}
-	return errJSON
 }

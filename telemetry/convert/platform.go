@@ -99,24 +99,18 @@ func platformText(r telemetry.Record) string {
 	var b lineBuilder
 	switch r := r.(type) {
 	case *telemetry.InitStart:
-		b.word("INIT_START")
-		b.field("Runtime Version", r.RuntimeVersion)
-		b.field("Runtime Version ARN", r.RuntimeVersionArn)
+		b.runtime("INIT_START", r.RuntimeVersion, r.RuntimeVersionArn)
 	case *telemetry.InitRuntimeDone:
-		b.word("INIT_RUNTIME_DONE")
-		b.status(r.Status, r.ErrorType)
+		b.done("INIT_RUNTIME_DONE", r.Status, r.ErrorType)
 	case *telemetry.InitReport:
 		b.word("INIT_REPORT")
 		b.ms("Init Duration", r.Metrics.DurationMs)
 		b.field("Phase", string(r.Phase))
 		b.status(r.Status, r.ErrorType)
 	case *telemetry.RestoreStart:
-		b.word("RESTORE_START")
-		b.field("Runtime Version", r.RuntimeVersion)
-		b.field("Runtime Version ARN", r.RuntimeVersionArn)
+		b.runtime("RESTORE_START", r.RuntimeVersion, r.RuntimeVersionArn)
 	case *telemetry.RestoreRuntimeDone:
-		b.word("RESTORE_RUNTIME_DONE")
-		b.status(r.Status, r.ErrorType)
+		b.done("RESTORE_RUNTIME_DONE", r.Status, r.ErrorType)
 	case *telemetry.RestoreReport:
 		b.word("RESTORE_REPORT")
 		if r.Metrics != nil {
@@ -205,4 +199,17 @@ func (b *lineBuilder) list(name string, vs []string) {
 func (b *lineBuilder) status(st telemetry.Status, errType string) {
 	b.field("Status", string(st))
 	b.field("Error Type", errType)
+}
+
+// runtime writes a Start line: the runtime it loads.
+func (b *lineBuilder) runtime(word, version, arn string) {
+	b.word(word)
+	b.field("Runtime Version", version)
+	b.field("Runtime Version ARN", arn)
+}
+
+// done writes a RuntimeDone line of an init or restore phase.
+func (b *lineBuilder) done(word string, st telemetry.Status, errType string) {
+	b.word(word)
+	b.status(st, errType)
 }

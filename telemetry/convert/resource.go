@@ -8,6 +8,8 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+
+	"github.com/lambda-otel/lambda-otel/telemetry"
 )
 
 // mib is the number of bytes in the platform's "MB".
@@ -71,6 +73,12 @@ type learned struct {
 	instanceID  string
 	maxMemoryMB int64
 	arn         string
+}
+
+// instance keeps what an init or restore tells of the execution environment.
+func (l *learned) instance(id string, maxMemoryMB telemetry.Int) {
+	l.instanceID = cmp.Or(id, l.instanceID)
+	l.maxMemoryMB = cmp.Or(int64(maxMemoryMB), l.maxMemoryMB)
 }
 
 // fill writes the resource: detected values first, then the user's, which win.
