@@ -73,10 +73,10 @@ func TestHTTPFaults(t *testing.T) {
 				w.WriteHeader(http.StatusTooManyRequests)
 			}, calls: 1, retryable: true},
 		{name: "always 500 is final", budget: 5 * time.Second,
-			answer: func(_ int, w http.ResponseWriter) { w.WriteHeader(http.StatusInternalServerError) },
+			answer:   func(_ int, w http.ResponseWriter) { w.WriteHeader(http.StatusInternalServerError) },
 			rejected: 5, calls: 1},
 		{name: "always 503 retries until the budget", budget: 400 * time.Millisecond,
-			answer: func(_ int, w http.ResponseWriter) { w.WriteHeader(http.StatusServiceUnavailable) },
+			answer:    func(_ int, w http.ResponseWriter) { w.WriteHeader(http.StatusServiceUnavailable) },
 			retryable: true},
 		{name: "partial success", budget: 5 * time.Second,
 			answer: func(_ int, w http.ResponseWriter) {

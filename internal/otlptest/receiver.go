@@ -54,9 +54,18 @@ func Start(t testing.TB) *Receiver {
 		},
 	}
 	ctx := context.Background()
-	tc, _ := consumer.NewTraces(func(_ context.Context, td ptrace.Traces) error { r.keep(func() { r.traces = append(r.traces, td) }); return nil })
-	lc, _ := consumer.NewLogs(func(_ context.Context, ld plog.Logs) error { r.keep(func() { r.logs = append(r.logs, ld) }); return nil })
-	mc, _ := consumer.NewMetrics(func(_ context.Context, md pmetric.Metrics) error { r.keep(func() { r.metrics = append(r.metrics, md) }); return nil })
+	tc, _ := consumer.NewTraces(func(_ context.Context, td ptrace.Traces) error {
+		r.keep(func() { r.traces = append(r.traces, td) })
+		return nil
+	})
+	lc, _ := consumer.NewLogs(func(_ context.Context, ld plog.Logs) error {
+		r.keep(func() { r.logs = append(r.logs, ld) })
+		return nil
+	})
+	mc, _ := consumer.NewMetrics(func(_ context.Context, md pmetric.Metrics) error {
+		r.keep(func() { r.metrics = append(r.metrics, md) })
+		return nil
+	})
 	var comps []component.Component
 	for _, create := range []func() (component.Component, error){
 		func() (component.Component, error) { return factory.CreateTraces(ctx, set, cfg, tc) },
