@@ -5,10 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"slices"
 	"time"
 
+	"github.com/lambda-otel/lambda-otel/exporters"
 	"github.com/lambda-otel/lambda-otel/telemetry"
 	"github.com/lambda-otel/lambda-otel/telemetry/convert"
 )
@@ -45,6 +49,8 @@ type Options struct {
 	HTTPClient *http.Client
 	// Version is the extension's version, reported as telemetry.sdk.version.
 	Version string
+	// Console receives the console exporter's summaries; nil is stderr.
+	Console io.Writer
 }
 
 // Run registers the extension, starts its telemetry intake and runs the event loop until
@@ -80,20 +86,41 @@ func Run(ctx context.Context, o Options) error {
 	res.FunctionVersion = cmp.Or(reg.FunctionVersion, res.FunctionVersion)
 	res.AccountID = reg.AccountID
 	res.Version = o.Version
-	a := &agent{log: log, reg: reg, cfg: o.Config, conv: convert.New(convert.Options{
-		Config:   o.Config.Convert,
-		Resource: res,
-		Start:    time.Now(),
-	})}
+	console := o.Console
+	if console == nil {
+		console = os.Stderr
+	}
+	exps, err := exporters.New(o.Config.Export, console)
+	if err != nil {
+		log.Error("an exporter could not start; the others carry on", "error", err.Error())
+	}
+	a := &agent{log: log, reg: reg, cfg: o.Config, exporting: len(exps) > 0,
+		conv: convert.New(convert.Options{Config: o.Config.Convert, Resource: res, Start: time.Now()}),
+		flusher: &flusher{
+			cfg:   flushFor(o.Config),
+			limit: time.Duration(o.Config.FlushTimeoutMs) * time.Millisecond,
+			queue: exporters.NewQueue(exps, o.Config.QueueMaxBytes, log),
+			last:  time.Now(),
+		},
+	}
 	a.startTelemetry(ctx, hc, o.RuntimeAPI, client.ID())
 	loopErr := Loop(ctx, client, a, log)
-	if a.buffer == nil || a.stopped {
+	if a.stopped {
 		return loopErr
 	}
-	// The loop ended without SHUTDOWN (a local stop): close and account for what is held.
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
+	// The loop ended without SHUTDOWN (a local stop): close and export what is held.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout+a.flusher.limit)
 	defer cancel()
 	return errors.Join(loopErr, a.stop(cctx, ""))
+}
+
+// flushFor is the configured strategy, except that without the platform stream no
+// platform.runtimeDone will ever mark an invocation's end: periodic flushing stands in.
+func flushFor(c Config) Flush {
+	if !slices.Contains(c.Streams, telemetry.StreamPlatform) && (c.Flush.Mode == FlushEnd || c.Flush.Mode == FlushAdaptive) {
+		return Flush{Mode: FlushPeriodic, Period: adaptivePeriod}
+	}
+	return c.Flush
 }
 
 // agent is the Handler that owns the telemetry intake.
@@ -105,6 +132,9 @@ type agent struct {
 	buffer   *telemetry.Buffer
 	listener *telemetry.Listener
 	conv     *convert.Converter
+	flusher  *flusher
+	// exporting is false when no exporter is configured.
+	exporting bool
 	// lastRequest is the request id of the latest INVOKE, whose report comes after it ends.
 	lastRequest string
 	// stopped is set once the intake has been stopped and its events accounted for.
@@ -153,45 +183,65 @@ func (a *agent) startTelemetry(ctx context.Context, hc *http.Client, runtimeAPI,
 }
 
 // Invoke notes the invocation; its telemetry stays in the bounded buffer.
-func (a *agent) Invoke(_ context.Context, ev *InvokeEvent) error {
+func (a *agent) Invoke(ctx context.Context, ev *InvokeEvent) error {
 	a.lastRequest = ev.RequestID
 	inv := convert.Invocation{RequestID: ev.RequestID, FunctionARN: ev.InvokedFunctionArn}
 	if ev.Tracing != nil {
 		inv.TraceHeader = ev.Tracing.Value
 	}
 	a.conv.Invoked(inv)
+	if a.buffer != nil && a.exporting {
+		a.onInvoke(ctx, ev.RequestID)
+	}
 	return nil
 }
 
-// Shutdown stops the intake once the last telemetry is in, then accounts for it.
+// Shutdown stops the intake once the last telemetry is in, then exports everything.
 func (a *agent) Shutdown(ctx context.Context, ev *ShutdownEvent) error {
-	if a.buffer == nil {
-		return nil
-	}
 	return a.stop(ctx, string(ev.Reason))
 }
 
-// stop waits for the telemetry still on its way, closes the listener, and converts every
-// event held. Until exporters exist, the events are then counted as dropped for want of one.
+// stop waits for the telemetry still on its way, closes the listener, converts every
+// event held, including the phases that will not complete, and exports it all before
+// ctx's deadline less a margin. What could not be sent is counted as dropped.
 func (a *agent) stop(ctx context.Context, reason string) error {
+	began := time.Now()
 	a.stopped = true
-	events := a.awaitFinal(ctx, nil)
-	cctx, cancel := context.WithTimeout(ctx, closeTimeout)
-	defer cancel()
-	err := a.listener.Close(cctx)
-	events = a.buffer.Drain(events)
-	a.conv.Add(events)
-	a.conv.Shutdown(time.Now(), reason)
-	data := a.conv.Take(time.Now(), convert.Self{Telemetry: a.stats.Snapshot()})
-	size := 0
-	for _, e := range events {
-		size += e.Size
+	var err error
+	var events []telemetry.Event
+	if a.buffer != nil {
+		events = a.awaitFinal(ctx, nil)
+		cctx, cancel := context.WithTimeout(ctx, closeTimeout)
+		err = a.listener.Close(cctx)
+		cancel()
+		events = a.buffer.Drain(events)
+		a.conv.Add(events)
 	}
-	a.stats.Drop(telemetry.DropNoExporter, len(events), size)
+	a.conv.Shutdown(time.Now(), reason)
+	if !a.exporting {
+		size := 0
+		for _, e := range events {
+			size += e.Size
+		}
+		a.stats.Drop(telemetry.DropNoExporter, len(events), size)
+	}
+	a.enqueue()
+	fctx := ctx
+	if dl, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		fctx, cancel = context.WithDeadline(ctx, dl.Add(-closeMargin))
+		defer cancel()
+	}
+	q := a.flusher.queue
+	if ferr := q.Flush(fctx); ferr != nil {
+		a.log.Warn("the last export was incomplete", "error", ferr.Error())
+	}
+	q.DropPending(exporters.OutcomeShutdown)
+	err = errors.Join(err, q.Close(ctx))
 	if a.log.Enabled(ctx, slog.LevelDebug) {
 		a.log.Debug("shutdown", "reason", reason, "functionName", a.reg.FunctionName,
 			"buffered", len(events), "byType", countByType(events), "counts", summarize(a.stats.Snapshot()),
-			"spans", data.Traces.SpanCount(), "logRecords", data.Logs.LogRecordCount(), "dataPoints", data.Metrics.DataPointCount())
+			"exports", q.Counts(), "shutdownMs", time.Since(began).Milliseconds())
 	}
 	return err
 }

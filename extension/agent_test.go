@@ -14,7 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lambda-otel/lambda-otel/exporters"
 	"github.com/lambda-otel/lambda-otel/internal/lambdatest"
+	"github.com/lambda-otel/lambda-otel/internal/otlptest"
 	"github.com/lambda-otel/lambda-otel/telemetry"
 )
 
@@ -24,10 +26,14 @@ type agentRun struct {
 	done chan error
 }
 
+// testConfig exports nothing and flushes only at shutdown, as the tests of the intake
+// need; the flush tests set their own.
 func testConfig() Config {
 	c := DefaultConfig()
 	c.ListenerPort = 0
 	c.LogLevel = slog.LevelDebug
+	c.Export.Exporters = nil
+	c.Flush = Flush{Mode: FlushShutdown}
 	return c
 }
 
@@ -58,12 +64,9 @@ func (r *agentRun) shutdown(t *testing.T, ctx context.Context) {
 
 // shutdownLine finds the debug line written at shutdown.
 func shutdownLine(t *testing.T, logs string) (line struct {
-	Buffered   int               `json:"buffered"`
-	ByType     map[string]int    `json:"byType"`
-	Counts     map[string]uint64 `json:"counts"`
-	Spans      int               `json:"spans"`
-	LogRecords int               `json:"logRecords"`
-	DataPoints int               `json:"dataPoints"`
+	Buffered int               `json:"buffered"`
+	ByType   map[string]int    `json:"byType"`
+	Counts   map[string]uint64 `json:"counts"`
 }) {
 	t.Helper()
 	for l := range strings.SplitSeq(logs, "\n") {
@@ -78,9 +81,26 @@ func shutdownLine(t *testing.T, logs string) (line struct {
 	return line
 }
 
+// exportTo points cfg's OTLP exporter at rcv, over protocol p.
+func exportTo(t *testing.T, cfg *Config, rcv *otlptest.Receiver, p exporters.Protocol) {
+	t.Helper()
+	env := map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": string(p), "OTEL_EXPORTER_OTLP_ENDPOINT": rcv.HTTPEndpoint}
+	if p == exporters.GRPC {
+		env["OTEL_EXPORTER_OTLP_ENDPOINT"] = "http://" + rcv.GRPCEndpoint
+	}
+	ec, err := exporters.LoadConfig(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Export = ec
+}
+
 func TestRunReceivesTelemetryUntilShutdown(t *testing.T) {
 	ctx := testCtx(t)
-	r := startAgent(t, lambdatest.Options{AccountID: "123456789012"}, testConfig(), nil)
+	rcv := otlptest.Start(t)
+	cfg := testConfig()
+	exportTo(t, &cfg, rcv, exporters.HTTPProtobuf)
+	r := startAgent(t, lambdatest.Options{AccountID: "123456789012"}, cfg, nil)
 
 	reg := lambdatest.Recv(t, ctx, r.api.Registers, "register")
 	if reg.Name != "lambda-otel" || reg.AcceptFeatures != "accountId" || strings.Join(reg.Events, ",") != "INVOKE,SHUTDOWN" {
@@ -118,12 +138,12 @@ func TestRunReceivesTelemetryUntilShutdown(t *testing.T) {
 		t.Errorf("shutdown line %+v", line)
 	}
 	if line.Counts["batches"] != 5 || line.Counts["events"] != 4 || line.Counts["dropped_malformed_batch"] != 1 ||
-		line.Counts["dropped_no_exporter"] != 4 {
+		line.Counts["dropped_no_exporter"] != 0 {
 		t.Errorf("counts %+v", line.Counts)
 	}
-	// The invocation never got its report: its span is still converted, at shutdown.
-	if line.Spans != 1 || line.LogRecords != 4 || line.DataPoints == 0 {
-		t.Errorf("converted %d spans, %d log records, %d points; want 1, 4 and some", line.Spans, line.LogRecords, line.DataPoints)
+	// The invocation never got its report: its span is still exported, at shutdown.
+	if spans, logs, points := rcv.Counts(); spans != 1 || logs != 4 || points == 0 {
+		t.Errorf("the backend received %d spans, %d log records, %d points; want 1, 4 and some", spans, logs, points)
 	}
 	if _, err := lambdatest.Deliver(ctx, sub, []byte("[]")); err == nil {
 		t.Error("the listener still answers after shutdown")
@@ -158,8 +178,12 @@ func TestRunWaitsForTheLastReport(t *testing.T) {
 	if err := lambdatest.Recv(t, ctx, r.done, "Run to return"); err != nil {
 		t.Fatal(err)
 	}
-	if line := shutdownLine(t, r.logs.String()); line.ByType["platform.report"] != 2 {
+	line := shutdownLine(t, r.logs.String())
+	if line.ByType["platform.report"] != 2 {
 		t.Errorf("reports received: %+v", line.ByType)
+	}
+	if line.Counts["dropped_no_exporter"] != 2 {
+		t.Errorf("with no exporter, %d events were counted as dropped for want of one; want 2", line.Counts["dropped_no_exporter"])
 	}
 }
 

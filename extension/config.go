@@ -8,7 +8,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
+	"github.com/lambda-otel/lambda-otel/exporters"
 	"github.com/lambda-otel/lambda-otel/telemetry"
 	"github.com/lambda-otel/lambda-otel/telemetry/convert"
 )
@@ -25,6 +27,8 @@ const (
 	EnvPhaseSpans      = "LAMBDA_OTEL_PHASE_SPANS"
 	EnvPlatformLogs    = "LAMBDA_OTEL_PLATFORM_LOGS"
 	EnvFaaSTrigger     = "LAMBDA_OTEL_FAAS_TRIGGER"
+	EnvFlush           = "LAMBDA_OTEL_FLUSH"
+	EnvFlushTimeoutMs  = "LAMBDA_OTEL_FLUSH_TIMEOUT_MS"
 
 	EnvServiceName        = "OTEL_SERVICE_NAME"
 	EnvResourceAttributes = "OTEL_RESOURCE_ATTRIBUTES"
@@ -65,6 +69,36 @@ type Config struct {
 	// Resource describes the function as its environment tells; the register response
 	// completes it.
 	Resource convert.Resource
+	// Flush is when telemetry is exported.
+	Flush Flush
+	// FlushTimeoutMs bounds each flush during an invocation: what is not sent by then
+	// waits for the next flush.
+	FlushTimeoutMs int
+	// Export chooses and configures the exporters.
+	Export exporters.Config
+}
+
+// FlushMode is a flush strategy of LAMBDA_OTEL_FLUSH.
+type FlushMode int
+
+const (
+	// FlushAdaptive flushes like FlushEnd while invocations are sparse, and like
+	// FlushPeriodic (every adaptivePeriod) once they come often.
+	FlushAdaptive FlushMode = iota
+	// FlushEnd flushes after each invocation's platform.runtimeDone, before event/next.
+	FlushEnd
+	// FlushPeriodic flushes at the start of an invocation when the last flush is older
+	// than the period.
+	FlushPeriodic
+	// FlushShutdown flushes only at shutdown.
+	FlushShutdown
+)
+
+// Flush is a flush strategy.
+type Flush struct {
+	Mode FlushMode
+	// Period is FlushPeriodic's.
+	Period time.Duration
 }
 
 // DefaultConfig is the configuration with nothing set. The 25 ms batch timeout (the
@@ -72,12 +106,14 @@ type Config struct {
 // ends, so they can be flushed with it.
 func DefaultConfig() Config {
 	return Config{
-		Streams:       []telemetry.Stream{telemetry.StreamPlatform, telemetry.StreamFunction, telemetry.StreamExtension},
-		Buffering:     telemetry.Buffering{MaxItems: telemetry.MaxMaxItems, MaxBytes: telemetry.MinMaxBytes, TimeoutMs: telemetry.MinTimeoutMs},
-		ListenerPort:  4243,
-		QueueMaxBytes: 16 << 20,
-		LogLevel:      slog.LevelInfo,
-		Convert:       convert.DefaultConfig(),
+		Streams:        []telemetry.Stream{telemetry.StreamPlatform, telemetry.StreamFunction, telemetry.StreamExtension},
+		Buffering:      telemetry.Buffering{MaxItems: telemetry.MaxMaxItems, MaxBytes: telemetry.MinMaxBytes, TimeoutMs: telemetry.MinTimeoutMs},
+		ListenerPort:   4243,
+		QueueMaxBytes:  16 << 20,
+		LogLevel:       slog.LevelInfo,
+		Convert:        convert.DefaultConfig(),
+		FlushTimeoutMs: 1000,
+		Export:         exporters.DefaultConfig(),
 	}
 }
 
@@ -108,6 +144,7 @@ func (c *Config) intVars() []intVar {
 		{name: EnvBufferMaxBytes, value: &c.Buffering.MaxBytes, min: telemetry.MinMaxBytes, max: telemetry.MaxMaxBytes},
 		{name: EnvListenerPort, value: &c.ListenerPort, min: 0, max: 65535, except: reservedPort},
 		{name: EnvQueueMaxBytes, value: &c.QueueMaxBytes, min: minQueueBytes, max: maxQueueBytes},
+		{name: EnvFlushTimeoutMs, value: &c.FlushTimeoutMs, min: 10, max: 60000},
 	}
 }
 
@@ -118,6 +155,7 @@ const (
 	wantTemporality = `"cumulative", "delta" or "lowmemory"`
 	wantTrigger     = `one of "datasource", "http", "pubsub", "timer", "other"`
 	wantAttributes  = `comma-separated key=value pairs with percent-encoded values`
+	wantFlush       = `"adaptive", "end", "periodic,<milliseconds>" or "shutdown"`
 )
 
 // LoadConfig reads the configuration from lookup (os.LookupEnv in production). An unset or
@@ -195,6 +233,16 @@ func LoadConfig(lookup func(string) (string, bool)) (Config, error) {
 			bad(EnvMetricsTemporality, s, wantTemporality, "cumulative")
 		}
 	}
+	if s, ok := get(EnvFlush); ok {
+		if f, err := parseFlush(s); err != nil {
+			bad(EnvFlush, s, wantFlush, "adaptive")
+		} else {
+			c.Flush = f
+		}
+	}
+	exp, err := exporters.LoadConfig(lookup)
+	errs = append(errs, err)
+	c.Export = exp
 	c.Resource = loadResource(get)
 	if s, ok := get(EnvResourceAttributes); ok {
 		if attrs, err := convert.ParseResourceAttributes(s); err != nil {
@@ -204,6 +252,29 @@ func LoadConfig(lookup func(string) (string, bool)) (Config, error) {
 		}
 	}
 	return c, errors.Join(errs...)
+}
+
+// parseFlush reads a flush strategy; a period is at least 1 ms.
+func parseFlush(s string) (Flush, error) {
+	mode, arg, hasArg := strings.Cut(strings.ToLower(strings.TrimSpace(s)), ",")
+	switch mode {
+	case "adaptive":
+		return Flush{Mode: FlushAdaptive}, nil
+	case "end":
+		return Flush{Mode: FlushEnd}, nil
+	case "shutdown":
+		return Flush{Mode: FlushShutdown}, nil
+	case "periodic":
+		if !hasArg {
+			return Flush{}, errors.New("periodic needs a period")
+		}
+		ms, err := strconv.Atoi(strings.TrimSpace(arg))
+		if err != nil || ms < 1 {
+			return Flush{}, errors.New("bad period")
+		}
+		return Flush{Mode: FlushPeriodic, Period: time.Duration(ms) * time.Millisecond}, nil
+	}
+	return Flush{}, errors.New("unknown strategy")
 }
 
 // loadResource reads what the Lambda environment says of the function.

@@ -6,7 +6,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/lambda-otel/lambda-otel/exporters"
 	"github.com/lambda-otel/lambda-otel/telemetry"
 	"github.com/lambda-otel/lambda-otel/telemetry/convert"
 )
@@ -41,6 +43,8 @@ func TestLoadConfigValues(t *testing.T) {
 		EnvQueueMaxBytes:                  "8388608",
 		EnvLogLevel:                       "DEBUG",
 		EnvPhaseSpans:                     "Children",
+		EnvFlush:                          "Periodic, 5000",
+		EnvFlushTimeoutMs:                 "250",
 		EnvPlatformLogs:                   "report,start",
 		EnvFaaSTrigger:                    "HTTP",
 		EnvMetricsTemporality:             "lowmemory",
@@ -66,6 +70,9 @@ func TestLoadConfigValues(t *testing.T) {
 			Temporality:  convert.Delta,
 			Trigger:      "http",
 		},
+		Flush:          Flush{Mode: FlushPeriodic, Period: 5 * time.Second},
+		FlushTimeoutMs: 250,
+		Export:         exporters.DefaultConfig(),
 		Resource: convert.Resource{
 			ServiceName:     "checkout",
 			Attributes:      []convert.Attribute{{Key: "team", Value: "payments core"}},
@@ -118,6 +125,9 @@ func TestLoadConfigBadValues(t *testing.T) {
 		{EnvFaaSTrigger, "sqs", []string{`"datasource", "http"`}},
 		{EnvMetricsTemporality, "sometimes", []string{`"cumulative", "delta" or "lowmemory"`, "default cumulative"}},
 		{EnvResourceAttributes, "team", []string{"key=value pairs", `"team" is not a key=value pair`}},
+		{EnvFlush, "periodic", []string{`"periodic,<milliseconds>"`, "default adaptive"}},
+		{EnvFlush, "sometimes", []string{`"adaptive", "end"`}},
+		{EnvFlushTimeoutMs, "0", []string{"from 10 to 60000", "default 1000"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.variable+"="+tt.value, func(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/lambda-otel/lambda-otel/internal/lambdatest"
+	"github.com/lambda-otel/lambda-otel/internal/otlptest"
 	"go.uber.org/goleak"
 )
 
@@ -66,7 +67,9 @@ func TestBinary(t *testing.T) {
 
 			var stderr bytes.Buffer
 			cmd := exec.CommandContext(ctx, bin)
-			cmd.Env = append([]string{"AWS_LAMBDA_RUNTIME_API=" + api.Addr(), "LAMBDA_OTEL_LISTENER_PORT=0"}, tt.env...)
+			rcv := otlptest.Start(t)
+			cmd.Env = append([]string{"AWS_LAMBDA_RUNTIME_API=" + api.Addr(), "LAMBDA_OTEL_LISTENER_PORT=0",
+				"LAMBDA_OTEL_FLUSH=shutdown", "OTEL_EXPORTER_OTLP_ENDPOINT=" + rcv.HTTPEndpoint}, tt.env...)
 			cmd.Stderr = &stderr
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
@@ -99,6 +102,9 @@ func TestBinary(t *testing.T) {
 			}
 			if now := time.Now(); now.After(deadline) {
 				t.Errorf("exited %v after the shutdown deadline", now.Sub(deadline))
+			}
+			if _, logs, _ := rcv.Counts(); logs != 1 {
+				t.Errorf("the backend received %d log records, want the 1 delivered", logs)
 			}
 			for _, w := range tt.wantLog {
 				if !strings.Contains(stderr.String(), w) {

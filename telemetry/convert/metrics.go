@@ -11,17 +11,19 @@ import (
 	"github.com/lambda-otel/lambda-otel/telemetry"
 )
 
-// Signals counts items per OpenTelemetry signal.
-type Signals struct {
-	Spans, LogRecords, DataPoints uint64
+// ExportCount is how many items of a signal met an outcome at an exporter: "exported",
+// or the reason they were dropped.
+type ExportCount struct {
+	Exporter, Signal, Outcome string
+	Items                    uint64
 }
 
 // Self is the extension's own counters, as totals since it started.
 type Self struct {
 	// Telemetry is what the listener and the buffer counted.
 	Telemetry telemetry.Counts
-	// Exported is what backends accepted; Failed what could not be delivered.
-	Exported, Failed Signals
+	// Exports are the exporters' totals, by exporter, signal and outcome.
+	Exports []ExportCount
 }
 
 // Bucket bounds: durations in seconds up to Lambda's 15-minute limit, memory in bytes over
@@ -169,7 +171,7 @@ func (m *metrics) histograms() []struct {
 
 // changed reports whether anything would be new in an emit.
 func (m *metrics) changed(self Self) bool {
-	if self != m.self || m.maxMemoryChanged {
+	if self.Telemetry != m.self.Telemetry || !slices.Equal(self.Exports, m.self.Exports) || m.maxMemoryChanged {
 		return true
 	}
 	for _, c := range m.counters() {
@@ -185,11 +187,21 @@ func (m *metrics) changed(self Self) bool {
 	return false
 }
 
-// labeled is one point of a counter: its total now and at the last emit, and an optional
-// attribute.
+// labeled is one point of a counter: its total now and at the last emit, and its
+// attributes.
 type labeled struct {
-	key, val     string
+	attrs        [][2]string
 	total, prior uint64
+}
+
+// priorExport is x's total at the last emit.
+func priorExport(before []ExportCount, x ExportCount) uint64 {
+	for _, b := range before {
+		if b.Exporter == x.Exporter && b.Signal == x.Signal && b.Outcome == x.Outcome {
+			return b.Items
+		}
+	}
+	return 0
 }
 
 // emit appends the metrics to out and marks them reported.
@@ -222,7 +234,7 @@ func (m *metrics) emit(out pmetric.MetricSlice, now time.Time, self Self) {
 		if t.Dropped[r] == 0 {
 			continue
 		}
-		l := labeled{key: "reason", val: r.String(), total: t.Dropped[r], prior: lt.Dropped[r]}
+		l := labeled{attrs: [][2]string{{"reason", r.String()}}, total: t.Dropped[r], prior: lt.Dropped[r]}
 		if r.CountsBatches() {
 			batches = append(batches, l)
 		} else {
@@ -231,15 +243,18 @@ func (m *metrics) emit(out pmetric.MetricSlice, now time.Time, self Self) {
 	}
 	e.sum("lambda_otel.events.dropped", "{event}", "Telemetry events the extension dropped, by reason.", events...)
 	e.sum("lambda_otel.batches.dropped", "{batch}", "Telemetry API deliveries the extension could not read, by reason.", batches...)
-	bySignal := func(now, before Signals) []labeled {
-		return []labeled{
-			{key: "signal", val: "traces", total: now.Spans, prior: before.Spans},
-			{key: "signal", val: "logs", total: now.LogRecords, prior: before.LogRecords},
-			{key: "signal", val: "metrics", total: now.DataPoints, prior: before.DataPoints},
+	var exported, failed []labeled
+	for _, x := range self.Exports {
+		l := labeled{attrs: [][2]string{{"exporter", x.Exporter}, {"signal", x.Signal}}, total: x.Items, prior: priorExport(m.self.Exports, x)}
+		if x.Outcome == "exported" {
+			exported = append(exported, l)
+		} else {
+			l.attrs = append(l.attrs, [2]string{"reason", x.Outcome})
+			failed = append(failed, l)
 		}
 	}
-	e.sum("lambda_otel.exported", "{item}", "Items the backend accepted, by signal.", bySignal(self.Exported, m.self.Exported)...)
-	e.sum("lambda_otel.export.failed", "{item}", "Items that could not be delivered to the backend, by signal.", bySignal(self.Failed, m.self.Failed)...)
+	e.sum("lambda_otel.exported", "{item}", "Items the backend accepted, by exporter and signal.", exported...)
+	e.sum("lambda_otel.export.failed", "{item}", "Items that could not be delivered, by exporter, signal and reason.", failed...)
 	m.self = self
 	if m.temporality == Delta {
 		m.start = now
@@ -285,8 +300,8 @@ func (e *emitter) sum(name, unit, desc string, points ...labeled) {
 		dp.SetStartTimestamp(e.start)
 		dp.SetTimestamp(e.end)
 		dp.SetIntValue(int64(min(v, math.MaxInt64)))
-		if p.key != "" {
-			dp.Attributes().PutStr(p.key, p.val)
+		for _, a := range p.attrs {
+			dp.Attributes().PutStr(a[0], a[1])
 		}
 	}
 }

@@ -1,0 +1,140 @@
+package extension
+
+import (
+	"context"
+	"time"
+
+	"github.com/lambda-otel/lambda-otel/exporters"
+	"github.com/lambda-otel/lambda-otel/telemetry"
+	"github.com/lambda-otel/lambda-otel/telemetry/convert"
+)
+
+// Adaptive flushing. While invocations are sparse, each one's telemetry is flushed at its
+// end: the environment may be frozen for long after it, and the cost is one export per
+// invocation, which sparse traffic keeps low. Once each of the last adaptiveGaps gaps
+// between invocations is under adaptivePeriod, flushing at the start of an invocation
+// every adaptivePeriod sends as much with fewer exports, and costs the invocations that
+// do not flush nothing.
+const (
+	adaptivePeriod = 10 * time.Second
+	adaptiveGaps   = 3
+	// doneMargin is kept before an invocation's deadline when waiting for its
+	// platform.runtimeDone, so that the flush after it still fits.
+	doneMargin = 50 * time.Millisecond
+	// closeMargin is kept, on top of the loop's own margin, before the SHUTDOWN deadline
+	// for closing the exporters after the last export.
+	closeMargin = 30 * time.Millisecond
+)
+
+// flusher decides when to flush and does it. It is used from the event loop only.
+type flusher struct {
+	cfg   Flush
+	limit time.Duration
+	queue *exporters.Queue
+
+	last       time.Time // of the last flush
+	lastInvoke time.Time
+	gaps       []time.Duration
+	scratch    []telemetry.Event
+}
+
+// mode resolves adaptive flushing for an invocation arriving at now.
+func (f *flusher) mode(now time.Time) FlushMode {
+	if !f.lastInvoke.IsZero() {
+		f.gaps = append(f.gaps, now.Sub(f.lastInvoke))
+		if len(f.gaps) > adaptiveGaps {
+			f.gaps = f.gaps[1:]
+		}
+	}
+	f.lastInvoke = now
+	if f.cfg.Mode != FlushAdaptive {
+		return f.cfg.Mode
+	}
+	if len(f.gaps) < adaptiveGaps {
+		return FlushEnd
+	}
+	for _, g := range f.gaps {
+		if g >= adaptivePeriod {
+			return FlushEnd
+		}
+	}
+	return FlushPeriodic
+}
+
+func (f *flusher) period() time.Duration {
+	if f.cfg.Mode == FlushAdaptive {
+		return adaptivePeriod
+	}
+	return f.cfg.Period
+}
+
+// onInvoke runs the flush strategy for an INVOKE. ctx ends at the invocation's deadline.
+func (a *agent) onInvoke(ctx context.Context, requestID string) {
+	f := a.flusher
+	now := time.Now()
+	switch f.mode(now) {
+	case FlushEnd:
+		a.awaitRuntimeDone(ctx, requestID)
+		a.flush(ctx, f.limit)
+	case FlushPeriodic:
+		if now.Sub(f.last) >= f.period() {
+			a.flush(ctx, f.limit)
+		}
+	}
+}
+
+// awaitRuntimeDone converts the invocation's telemetry as it arrives until its
+// platform.runtimeDone is in, leaving room before the deadline for the flush.
+func (a *agent) awaitRuntimeDone(ctx context.Context, requestID string) {
+	wctx := ctx
+	if dl, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		wctx, cancel = context.WithDeadline(ctx, dl.Add(-a.flusher.limit-doneMargin))
+		defer cancel()
+	}
+	f := a.flusher
+	for {
+		f.scratch = a.buffer.Drain(f.scratch[:0])
+		a.conv.Add(f.scratch)
+		for _, e := range f.scratch {
+			if r, ok := e.Record.(*telemetry.RuntimeDone); ok && r.RequestID == requestID {
+				return
+			}
+		}
+		select {
+		case <-a.buffer.Added():
+		case <-wctx.Done():
+			return
+		}
+	}
+}
+
+// flush converts what the buffer holds and exports it, and what earlier flushes left,
+// within limit and ctx.
+func (a *agent) flush(ctx context.Context, limit time.Duration) {
+	f := a.flusher
+	f.scratch = a.buffer.Drain(f.scratch[:0])
+	a.conv.Add(f.scratch)
+	a.enqueue()
+	fctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	if err := f.queue.Flush(fctx); err != nil {
+		a.log.Warn("export incomplete; what was not sent is kept for the next flush", "error", err.Error())
+	}
+	f.last = time.Now()
+}
+
+// enqueue takes what the converter has ready into the export queue.
+func (a *agent) enqueue() {
+	d := a.conv.Take(time.Now(), a.self())
+	a.flusher.queue.Add(exporters.TracesRequest(d.Traces), exporters.LogsRequest(d.Logs), exporters.MetricsRequest(d.Metrics))
+}
+
+// self gathers the extension's own counters for the metrics.
+func (a *agent) self() convert.Self {
+	s := convert.Self{Telemetry: a.stats.Snapshot()}
+	for _, c := range a.flusher.queue.Counts() {
+		s.Exports = append(s.Exports, convert.ExportCount{Exporter: c.Exporter, Signal: c.Signal, Outcome: c.Outcome, Items: c.Items})
+	}
+	return s
+}
