@@ -32,7 +32,7 @@ type flusher struct {
 	limit time.Duration
 	queue *exporters.Queue
 
-	last       time.Time // of the last flush
+	last       time.Time // when the last flush started
 	lastInvoke time.Time
 	gaps       []time.Duration
 	scratch    []telemetry.Event
@@ -113,6 +113,7 @@ func (a *agent) awaitRuntimeDone(ctx context.Context, requestID string) {
 // within limit and ctx.
 func (a *agent) flush(ctx context.Context, limit time.Duration) {
 	f := a.flusher
+	f.last = time.Now()
 	f.scratch = a.buffer.Drain(f.scratch[:0])
 	a.conv.Add(f.scratch)
 	a.enqueue()
@@ -121,7 +122,6 @@ func (a *agent) flush(ctx context.Context, limit time.Duration) {
 	if err := f.queue.Flush(fctx); err != nil {
 		a.log.Warn("export incomplete; what was not sent is kept for the next flush", "error", err.Error())
 	}
-	f.last = time.Now()
 }
 
 // enqueue takes what the converter has ready into the export queue.

@@ -1,0 +1,152 @@
+package extension
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lambda-otel/lambda-otel/exporters"
+	"github.com/lambda-otel/lambda-otel/internal/lambdatest"
+	"github.com/lambda-otel/lambda-otel/internal/otlptest"
+)
+
+// invocationBatch is the telemetry of one invocation up to its end: three log records
+// once converted (START, the line, RUNTIME_DONE).
+func invocationBatch(id string, at time.Time) []byte {
+	ts := func(d time.Duration) string { return at.Add(d).UTC().Format("2006-01-02T15:04:05.000Z") }
+	return []byte(fmt.Sprintf(`[
+		{"time":%q,"type":"platform.start","record":{"requestId":%q,"version":"$LATEST"}},
+		{"time":%q,"type":"function","record":"[INFO] working on %s"},
+		{"time":%q,"type":"platform.runtimeDone","record":{"requestId":%q,"status":"success","metrics":{"durationMs":10}}}
+	]`, ts(0), id, ts(time.Millisecond), id, ts(10*time.Millisecond), id))
+}
+
+// invoke sends an INVOKE once the agent waits for one.
+func (r *agentRun) invoke(t *testing.T, ctx context.Context, id string) {
+	t.Helper()
+	lambdatest.Recv(t, ctx, r.api.NextCalls, "event/next")
+	if err := r.api.Send(ctx, map[string]any{"eventType": "INVOKE", "requestId": id, "deadlineMs": time.Now().Add(time.Minute).UnixMilli()}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestFlushStrategies checks, for each strategy, what the backend has received when the
+// extension asks for its next event after each invocation, and that shutdown delivers the
+// rest.
+func TestFlushStrategies(t *testing.T) {
+	tests := []struct {
+		flush string
+		// logs the backend holds when the extension calls event/next after the first and
+		// the second invocation.
+		afterFirst, afterSecond int
+	}{
+		// end: each invocation's records are sent before event/next.
+		{"end", 3, 6},
+		// adaptive starts as end: the first invocations are sparse.
+		{"adaptive", 3, 6},
+		// periodic with a short period: each invocation's start sends what is buffered,
+		// here its own records, delivered before it.
+		{"periodic,1", 3, 6},
+		// periodic with a long period, and shutdown: nothing before shutdown.
+		{"periodic,3600000", 0, 0},
+		{"shutdown", 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.flush, func(t *testing.T) {
+			ctx := testCtx(t)
+			rcv := otlptest.Start(t)
+			cfg := testConfig()
+			exportTo(t, &cfg, rcv, exporters.HTTPProtobuf)
+			f, err := parseFlush(tt.flush)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.Flush = f
+			cfg.Convert.PlatformLogs = 0b111000 // start, runtimeDone, report
+			r := startAgent(t, lambdatest.Options{}, cfg, nil)
+			sub := lambdatest.Recv(t, ctx, r.api.Subscribes, "subscribe")
+			logs := func() int { _, l, _ := rcv.Counts(); return l }
+
+			// Each batch is delivered before its INVOKE, so that what a flush at the start
+			// of an invocation finds does not depend on timing.
+			if status, err := lambdatest.Deliver(ctx, sub, invocationBatch("first", time.Now())); err != nil || status != 200 {
+				t.Fatalf("deliver: %d %v", status, err)
+			}
+			r.invoke(t, ctx, "first")
+			lambdatest.Recv(t, ctx, r.api.NextCalls, "event/next")
+			if got := logs(); got != tt.afterFirst {
+				t.Errorf("after the first invocation the backend has %d log records, want %d", got, tt.afterFirst)
+			}
+			if status, err := lambdatest.Deliver(ctx, sub, invocationBatch("second", time.Now())); err != nil || status != 200 {
+				t.Fatalf("deliver: %d %v", status, err)
+			}
+			if err := r.api.Send(ctx, map[string]any{"eventType": "INVOKE", "requestId": "second", "deadlineMs": time.Now().Add(time.Minute).UnixMilli()}); err != nil {
+				t.Fatal(err)
+			}
+			r.shutdownAfterNext(t, ctx, func() {
+				if got := logs(); got != tt.afterSecond {
+					t.Errorf("after the second invocation the backend has %d log records, want %d", got, tt.afterSecond)
+				}
+			})
+			// Shutdown sends the rest: both invocations' records and spans.
+			if spans, logs, points := rcv.Counts(); logs != 6 || spans != 2 || points == 0 {
+				t.Errorf("after shutdown the backend has %d spans, %d log records, %d points; want 2, 6, some", spans, logs, points)
+			}
+		})
+	}
+}
+
+// shutdownAfterNext waits for event/next, runs check, then sends SHUTDOWN and waits for
+// Run to return.
+func (r *agentRun) shutdownAfterNext(t *testing.T, ctx context.Context, check func()) {
+	t.Helper()
+	lambdatest.Recv(t, ctx, r.api.NextCalls, "event/next")
+	check()
+	dl := time.Now().Add(2 * time.Second).UnixMilli()
+	if err := r.api.SendRaw(ctx, 200, []byte(fmt.Sprintf(`{"eventType":"SHUTDOWN","shutdownReason":"spindown","deadlineMs":%d}`, dl))); err != nil {
+		t.Fatal(err)
+	}
+	if err := lambdatest.Recv(t, ctx, r.done, "Run to return"); err != nil {
+		t.Fatalf("Run returned %v", err)
+	}
+}
+
+// TestDeadBackendDoesNotHoldTheFunction: with a backend that never answers, each flush
+// gives up at its budget, event/next still comes, and at shutdown what could not be sent
+// is counted as dropped.
+func TestDeadBackendDoesNotHoldTheFunction(t *testing.T) {
+	ctx := testCtx(t)
+	hang := make(chan struct{})
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-hang:
+		case <-r.Context().Done():
+		}
+	}))
+	defer backend.Close()
+	defer close(hang)
+	cfg := testConfig()
+	cfg.Export = exporters.DefaultConfig()
+	for _, s := range exporters.Signals {
+		cfg.Export.OTLP[s].URL = backend.URL + "/v1/" + s.String()
+	}
+	cfg.Flush = Flush{Mode: FlushEnd}
+	cfg.FlushTimeoutMs = 100
+	r := startAgent(t, lambdatest.Options{}, cfg, nil)
+	sub := lambdatest.Recv(t, ctx, r.api.Subscribes, "subscribe")
+	r.invoke(t, ctx, "stuck")
+	if status, err := lambdatest.Deliver(ctx, sub, invocationBatch("stuck", time.Now())); err != nil || status != 200 {
+		t.Fatalf("deliver: %d %v", status, err)
+	}
+	r.shutdownAfterNext(t, ctx, func() {})
+	log := r.logs.String()
+	for _, want := range []string{"export incomplete", `"Outcome":"shutdown"`} {
+		if !strings.Contains(log, want) {
+			t.Errorf("the log lacks %s:\n%s", want, log)
+		}
+	}
+}
