@@ -15,7 +15,7 @@ import (
 // or the reason they were dropped.
 type ExportCount struct {
 	Exporter, Signal, Outcome string
-	Items                    uint64
+	Items                     uint64
 }
 
 // Self is the extension's own counters, as totals since it started.
