@@ -132,13 +132,14 @@ func TestBinaryWithoutRuntimeAPI(t *testing.T) {
 func BenchmarkStartToFirstNext(b *testing.B) {
 	api := lambdatest.New(lambdatest.Options{})
 	defer api.Close()
+	rcv := otlptest.Start(b)
 	var total time.Duration
 	n := 0
 	for b.Loop() {
 		n++
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		cmd := exec.CommandContext(ctx, bin)
-		cmd.Env = []string{"AWS_LAMBDA_RUNTIME_API=" + api.Addr(), "LAMBDA_OTEL_LISTENER_PORT=0"}
+		cmd.Env = []string{"AWS_LAMBDA_RUNTIME_API=" + api.Addr(), "LAMBDA_OTEL_LISTENER_PORT=0", "OTEL_EXPORTER_OTLP_ENDPOINT=" + rcv.HTTPEndpoint}
 		start := time.Now()
 		if err := cmd.Start(); err != nil {
 			b.Fatal(err)
@@ -160,5 +161,56 @@ func BenchmarkStartToFirstNext(b *testing.B) {
 		cancel()
 	}
 	b.ReportMetric(float64(total.Microseconds())/float64(n)/1000, "ms-to-next")
+	b.ReportMetric(0, "ns/op")
+}
+
+// BenchmarkShutdownToExit measures the time from SHUTDOWN to the process's exit with
+// 10,000 function log lines buffered: the last flush, into a local collector receiver.
+func BenchmarkShutdownToExit(b *testing.B) {
+	api := lambdatest.New(lambdatest.Options{})
+	defer api.Close()
+	rcv := otlptest.Start(b)
+	var batch strings.Builder
+	batch.WriteByte('[')
+	for i := range 1000 {
+		if i > 0 {
+			batch.WriteByte(',')
+		}
+		fmt.Fprintf(&batch, `{"time":"2024-05-01T10:00:00.%03dZ","type":"function","record":"2024-05-01T10:00:00.000Z\t6d68ca91-49c9-448d-89b8-7ca3e6dc66aa\tINFO\tline %d of the flood"}`, i, i)
+	}
+	batch.WriteByte(']')
+	var total time.Duration
+	n := 0
+	for b.Loop() {
+		n++
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		cmd := exec.CommandContext(ctx, bin)
+		cmd.Env = []string{"AWS_LAMBDA_RUNTIME_API=" + api.Addr(), "LAMBDA_OTEL_LISTENER_PORT=0", "OTEL_EXPORTER_OTLP_ENDPOINT=" + rcv.HTTPEndpoint, "LAMBDA_OTEL_FLUSH=shutdown"}
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		<-api.Registers
+		sub := <-api.Subscribes
+		<-api.NextCalls
+		for range 10 {
+			if status, err := lambdatest.Deliver(ctx, sub, []byte(batch.String())); err != nil || status != 200 {
+				b.Fatalf("deliver: %d %v", status, err)
+			}
+		}
+		dl := strconv.FormatInt(time.Now().Add(2*time.Second).UnixMilli(), 10)
+		start := time.Now()
+		if err := api.SendRaw(ctx, 200, []byte(`{"eventType":"SHUTDOWN","shutdownReason":"SPINDOWN","deadlineMs":`+dl+`}`)); err != nil {
+			b.Fatal(err)
+		}
+		if err := cmd.Wait(); err != nil {
+			b.Fatal(err)
+		}
+		total += time.Since(start)
+		cancel()
+	}
+	if _, logs, _ := rcv.Counts(); logs < 10000*n {
+		b.Errorf("the receiver got %d log records, want %d", logs, 10000*n)
+	}
+	b.ReportMetric(float64(total.Microseconds())/float64(n)/1000, "ms-shutdown-to-exit")
 	b.ReportMetric(0, "ns/op")
 }
