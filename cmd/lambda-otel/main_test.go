@@ -138,8 +138,7 @@ func BenchmarkStartToFirstNext(b *testing.B) {
 	for b.Loop() {
 		n++
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		cmd := exec.CommandContext(ctx, bin)
-		cmd.Env = []string{"AWS_LAMBDA_RUNTIME_API=" + api.Addr(), "LAMBDA_OTEL_LISTENER_PORT=0", "OTEL_EXPORTER_OTLP_ENDPOINT=" + rcv.HTTPEndpoint}
+		cmd := extensionCmd(ctx, api, rcv)
 		start := time.Now()
 		if err := cmd.Start(); err != nil {
 			b.Fatal(err)
@@ -164,6 +163,13 @@ func BenchmarkStartToFirstNext(b *testing.B) {
 	b.ReportMetric(0, "ns/op")
 }
 
+// extensionCmd is the extension binary set up against api, exporting to rcv.
+func extensionCmd(ctx context.Context, api *lambdatest.Server, rcv *otlptest.Receiver, env ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, bin)
+	cmd.Env = append([]string{"AWS_LAMBDA_RUNTIME_API=" + api.Addr(), "LAMBDA_OTEL_LISTENER_PORT=0", "OTEL_EXPORTER_OTLP_ENDPOINT=" + rcv.HTTPEndpoint}, env...)
+	return cmd
+}
+
 // BenchmarkShutdownToExit measures the time from SHUTDOWN to the process's exit with
 // 10,000 function log lines buffered: the last flush, into a local collector receiver.
 func BenchmarkShutdownToExit(b *testing.B) {
@@ -184,8 +190,7 @@ func BenchmarkShutdownToExit(b *testing.B) {
 	for b.Loop() {
 		n++
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		cmd := exec.CommandContext(ctx, bin)
-		cmd.Env = []string{"AWS_LAMBDA_RUNTIME_API=" + api.Addr(), "LAMBDA_OTEL_LISTENER_PORT=0", "OTEL_EXPORTER_OTLP_ENDPOINT=" + rcv.HTTPEndpoint, "LAMBDA_OTEL_FLUSH=shutdown"}
+		cmd := extensionCmd(ctx, api, rcv, "LAMBDA_OTEL_FLUSH=shutdown")
 		if err := cmd.Start(); err != nil {
 			b.Fatal(err)
 		}

@@ -40,22 +40,18 @@ func Fields(b []byte, fn func(Field) error) error {
 				return errMalformed
 			}
 			b = b[n:]
-		case Fixed64:
-			if len(b) < 8 {
+		case Fixed64, Fixed32:
+			size := 8
+			if f.Type == Fixed32 {
+				size = 4
+			}
+			if len(b) < size {
 				return errMalformed
 			}
-			for i := range 8 {
+			for i := range size {
 				f.V |= uint64(b[i]) << (8 * i)
 			}
-			b = b[8:]
-		case Fixed32:
-			if len(b) < 4 {
-				return errMalformed
-			}
-			for i := range 4 {
-				f.V |= uint64(b[i]) << (8 * i)
-			}
-			b = b[4:]
+			b = b[size:]
 		case Bytes:
 			l, n := uvarint(b)
 			if n <= 0 || l > uint64(len(b)-n) {
