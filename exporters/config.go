@@ -50,7 +50,10 @@ type Config struct {
 // DefaultConfig is the configuration with nothing set: OTLP/HTTP protobuf to
 // localhost:4318.
 func DefaultConfig() Config {
-	c, _ := LoadConfig(func(string) (string, bool) { return "", false })
+	c := Config{Exporters: []string{NameOTLP}, FilePath: DefaultExportFile}
+	for _, sig := range Signals {
+		c.OTLP[sig] = Target{Protocol: HTTPProtobuf, URL: defaultHTTPEndpoint + signalInfo[sig].path, Timeout: defaultTimeout}
+	}
 	return c
 }
 
@@ -64,7 +67,7 @@ func LoadConfig(lookup func(string) (string, bool)) (Config, error) {
 		return v, ok && v != ""
 	}
 	var errs []error
-	c := Config{Exporters: []string{NameOTLP}, FilePath: DefaultExportFile}
+	c := DefaultConfig()
 	if s, ok := get(EnvExporters); ok {
 		names, err := parseExporters(s)
 		if err != nil {

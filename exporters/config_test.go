@@ -6,6 +6,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -46,6 +47,13 @@ func TestLoadConfig(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestDefaultConfigIsLoadConfigOfNothing(t *testing.T) {
+	c, err := LoadConfig(lookup(nil))
+	if err != nil || !reflect.DeepEqual(c, DefaultConfig()) {
+		t.Errorf("LoadConfig of an empty environment = %+v, %v; DefaultConfig = %+v", c, err, DefaultConfig())
 	}
 }
 

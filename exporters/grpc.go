@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -37,6 +38,9 @@ const (
 	codeDataLoss          = 15
 	codeUnauthenticated   = 16
 )
+
+// errNoAnswer is the error of an answer that carries no status at all.
+var errNoAnswer = errors.New("the answer has no gRPC status")
 
 // grpcFrame prefixes msg with the gRPC message header: a compressed flag and its length.
 func grpcFrame(msg []byte, compressed bool) []byte {
@@ -155,44 +159,18 @@ func retryInfo(details string) (time.Duration, bool) {
 	if err != nil {
 		return 0, false
 	}
-	var delay time.Duration
-	found := false
 	// Status { int32 code = 1; string message = 2; repeated Any details = 3; }
 	// Any { string type_url = 1; bytes value = 2; }
 	// RetryInfo { Duration retry_delay = 1; }  Duration { int64 seconds = 1; int32 nanos = 2; }
-	_ = pbwire.Fields(raw, func(f pbwire.Field) error {
-		if f.Num != 3 || f.Type != pbwire.Bytes {
-			return nil
-		}
-		var typeURL string
-		var value []byte
-		_ = pbwire.Fields(f.Data, func(f pbwire.Field) error {
-			switch {
-			case f.Num == 1 && f.Type == pbwire.Bytes:
-				typeURL = string(f.Data)
-			case f.Num == 2 && f.Type == pbwire.Bytes:
-				value = f.Data
-			}
-			return nil
-		})
-		if !strings.HasSuffix(typeURL, "/google.rpc.RetryInfo") {
-			return nil
+	var delay time.Duration
+	found := false
+	pbwire.Repeated(raw, 3, func(detail []byte) {
+		if !strings.HasSuffix(string(pbwire.Bytes(detail, 1)), "/google.rpc.RetryInfo") {
+			return
 		}
 		found = true
-		return pbwire.Fields(value, func(f pbwire.Field) error {
-			if f.Num == 1 && f.Type == pbwire.Bytes {
-				return pbwire.Fields(f.Data, func(f pbwire.Field) error {
-					switch {
-					case f.Num == 1 && f.Type == pbwire.Varint:
-						delay += time.Duration(int64(f.V)) * time.Second
-					case f.Num == 2 && f.Type == pbwire.Varint:
-						delay += time.Duration(int32(f.V))
-					}
-					return nil
-				})
-			}
-			return nil
-		})
+		d := pbwire.Bytes(pbwire.Bytes(detail, 2), 1)
+		delay = time.Duration(int64(pbwire.Uint(d, 1)))*time.Second + time.Duration(int32(pbwire.Uint(d, 2)))
 	})
 	return max(delay, 0), found
 }

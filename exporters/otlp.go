@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -148,17 +147,20 @@ func (e *OTLP) Export(ctx context.Context, r Request) Result {
 			s.client.CloseIdleConnections()
 			continue
 		}
+		outOfBudget := func() Result {
+			return Result{Retryable: true, Err: fmt.Errorf("sending %s to %s: %w after %d attempts; last: %w", r.Signal(), s.URL, ErrBudget, n, a.err)}
+		}
 		wait := max(a.retryAfter, jitter(backoff))
 		backoff = min(2*backoff, maxBackoff)
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait+minAttempt {
-			return Result{Retryable: true, Err: fmt.Errorf("sending %s to %s: %w after %d attempts; last: %w", r.Signal(), s.URL, ErrBudget, n, a.err)}
+			return outOfBudget()
 		}
 		t := time.NewTimer(wait)
 		select {
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return Result{Retryable: true, Err: fmt.Errorf("sending %s to %s: %w after %d attempts; last: %w", r.Signal(), s.URL, ErrBudget, n, a.err)}
+			return outOfBudget()
 		}
 	}
 }
@@ -312,6 +314,3 @@ func snippet(b []byte) string {
 	}, s)
 	return ": " + strings.TrimSpace(s)
 }
-
-// errNoAnswer is the error of an answer that carries no status at all.
-var errNoAnswer = errors.New("the answer has no gRPC status")

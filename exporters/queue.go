@@ -1,6 +1,7 @@
 package exporters
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -127,13 +128,7 @@ func (q *Queue) Counts() []Count {
 		out = append(out, k)
 	}
 	slices.SortFunc(out, func(a, b Count) int {
-		if c := strings.Compare(a.Exporter, b.Exporter); c != 0 {
-			return c
-		}
-		if c := strings.Compare(a.Signal, b.Signal); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Outcome, b.Outcome)
+		return cmp.Or(strings.Compare(a.Exporter, b.Exporter), strings.Compare(a.Signal, b.Signal), strings.Compare(a.Outcome, b.Outcome))
 	})
 	return out
 }

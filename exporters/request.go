@@ -3,6 +3,7 @@ package exporters
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/pmetric"
@@ -119,7 +120,7 @@ func (r Request) decodeResponse(body []byte, asJSON bool) (partialSuccess, error
 			return ps, fmt.Errorf("reading the export response: %w", err)
 		}
 		if raw, ok := resp.PartialSuccess[signalInfo[r.signal].rejected]; ok {
-			n, _ := jsontext.ParseInt(trimQuotes(string(raw)))
+			n, _ := jsontext.ParseInt(strings.Trim(string(raw), `"`))
 			ps.rejected = n
 		}
 		if raw, ok := resp.PartialSuccess["errorMessage"]; ok {
@@ -129,29 +130,9 @@ func (r Request) decodeResponse(body []byte, asJSON bool) (partialSuccess, error
 	}
 	// ExportXServiceResponse { ExportXPartialSuccess partial_success = 1; } and
 	// ExportXPartialSuccess { int64 rejected_<items> = 1; string error_message = 2; }.
-	err := pbwire.Fields(body, func(f pbwire.Field) error {
-		if f.Num != 1 || f.Type != pbwire.Bytes {
-			return nil
-		}
-		return pbwire.Fields(f.Data, func(f pbwire.Field) error {
-			switch {
-			case f.Num == 1 && f.Type == pbwire.Varint:
-				ps.rejected = int64(f.V)
-			case f.Num == 2 && f.Type == pbwire.Bytes:
-				ps.message = string(f.Data)
-			}
-			return nil
-		})
-	})
-	if err != nil {
-		return ps, fmt.Errorf("reading the export response: %w", err)
-	}
+	// An unreadable answer reads as a full success: the backend did take the request.
+	partial := pbwire.Bytes(body, 1)
+	ps.rejected = int64(pbwire.Uint(partial, 1))
+	ps.message = string(pbwire.Bytes(partial, 2))
 	return ps, nil
-}
-
-func trimQuotes(s string) string {
-	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
-		return s[1 : len(s)-1]
-	}
-	return s
 }

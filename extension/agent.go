@@ -51,6 +51,8 @@ type Options struct {
 	Version string
 	// Console receives the console exporter's summaries; nil is stderr.
 	Console io.Writer
+	// Clock tells the flush strategies the time; nil is time.Now.
+	Clock func() time.Time
 }
 
 // Run registers the extension, starts its telemetry intake and runs the event loop until
@@ -86,6 +88,10 @@ func Run(ctx context.Context, o Options) error {
 	res.FunctionVersion = cmp.Or(reg.FunctionVersion, res.FunctionVersion)
 	res.AccountID = reg.AccountID
 	res.Version = o.Version
+	clock := o.Clock
+	if clock == nil {
+		clock = time.Now
+	}
 	console := o.Console
 	if console == nil {
 		console = os.Stderr
@@ -100,7 +106,8 @@ func Run(ctx context.Context, o Options) error {
 			cfg:   flushFor(o.Config),
 			limit: time.Duration(o.Config.FlushTimeoutMs) * time.Millisecond,
 			queue: exporters.NewQueue(exps, o.Config.QueueMaxBytes, log),
-			last:  time.Now(),
+			now:   clock,
+			last:  clock(),
 		},
 	}
 	a.startTelemetry(ctx, hc, o.RuntimeAPI, client.ID())
@@ -210,12 +217,11 @@ func (a *agent) stop(ctx context.Context, reason string) error {
 	var err error
 	var events []telemetry.Event
 	if a.buffer != nil {
-		events = a.awaitFinal(ctx, nil)
+		events = a.awaitFinal(ctx)
 		cctx, cancel := context.WithTimeout(ctx, closeTimeout)
 		err = a.listener.Close(cctx)
 		cancel()
-		events = a.buffer.Drain(events)
-		a.conv.Add(events)
+		events = a.convertBuffered(events)
 	}
 	a.conv.Shutdown(time.Now(), reason)
 	if !a.exporting {
@@ -246,52 +252,61 @@ func (a *agent) stop(ctx context.Context, reason string) error {
 	return err
 }
 
-// awaitFinal drains the buffer into events until the telemetry that follows the last
-// invocation is in. The platform sends the last platform.report only after every
-// extension has finished that invocation, so it arrives after SHUTDOWN: wait until it is
-// in, or nothing has arrived for a batching period, or the wait's cap is reached.
-func (a *agent) awaitFinal(ctx context.Context, events []telemetry.Event) []telemetry.Event {
+// awaitFinal converts the telemetry that follows the last invocation as it arrives. The
+// platform sends the last platform.report only after every extension has finished that
+// invocation, so it arrives after SHUTDOWN: wait until it is in, or nothing has arrived for
+// a batching period, or the wait's cap is reached.
+func (a *agent) awaitFinal(ctx context.Context) []telemetry.Event {
 	limit := maxFinalWait
 	if dl, ok := ctx.Deadline(); ok {
 		limit = min(limit, time.Until(dl)/2)
 	}
-	capped := time.NewTimer(limit)
-	defer capped.Stop()
+	cctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
 	quietFor := time.Duration(a.cfg.Buffering.TimeoutMs)*time.Millisecond + finalQuietMargin
-	quiet := time.NewTimer(quietFor)
-	defer quiet.Stop()
+	return a.await(cctx, nil, quietFor, func(e *telemetry.Event) bool {
+		r, ok := e.Record.(*telemetry.Report)
+		return ok && a.lastRequest != "" && r.RequestID == a.lastRequest
+	})
+}
+
+// await converts telemetry as it arrives, appending the events to dst, until one satisfies
+// done, nothing has arrived for quietFor (when it is not zero), or ctx ends.
+func (a *agent) await(ctx context.Context, dst []telemetry.Event, quietFor time.Duration, done func(*telemetry.Event) bool) []telemetry.Event {
+	var quiet *time.Timer
+	var quietC <-chan time.Time // nil, never ready, without a quiet period
+	if quietFor > 0 {
+		quiet = time.NewTimer(quietFor)
+		defer quiet.Stop()
+		quietC = quiet.C
+	}
 	for {
-		n := len(events)
-		events = a.buffer.Drain(events)
-		if hasReport(events[n:], a.lastRequest) {
-			return events
+		n := len(dst)
+		dst = a.convertBuffered(dst)
+		for i := n; i < len(dst); i++ {
+			if done(&dst[i]) {
+				return dst
+			}
 		}
-		if len(events) > n {
+		if len(dst) > n && quiet != nil {
 			quiet.Reset(quietFor)
 		}
 		select {
 		case <-a.buffer.Added():
-		case <-quiet.C:
-			return events
-		case <-capped.C:
-			return events
+		case <-quietC:
+			return dst
 		case <-ctx.Done():
-			return events
+			return dst
 		}
 	}
 }
 
-// hasReport reports whether events hold the platform.report of requestID.
-func hasReport(events []telemetry.Event, requestID string) bool {
-	if requestID == "" {
-		return false
-	}
-	for _, e := range events {
-		if r, ok := e.Record.(*telemetry.Report); ok && r.RequestID == requestID {
-			return true
-		}
-	}
-	return false
+// convertBuffered drains the buffer into the converter, appending the events to dst.
+func (a *agent) convertBuffered(dst []telemetry.Event) []telemetry.Event {
+	n := len(dst)
+	dst = a.buffer.Drain(dst)
+	a.conv.Add(dst[n:])
+	return dst
 }
 
 func countByType(events []telemetry.Event) map[string]int {

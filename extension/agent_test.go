@@ -37,16 +37,18 @@ func testConfig() Config {
 	return c
 }
 
-func startAgent(t *testing.T, apiOpts lambdatest.Options, cfg Config, cfgErr error) *agentRun {
+func startAgent(t *testing.T, apiOpts lambdatest.Options, cfg Config, cfgErr error, opts ...func(*Options)) *agentRun {
 	t.Helper()
 	api := fakeAPI(t, apiOpts)
 	log, logs := testLogger(slog.LevelDebug)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	r := &agentRun{api: api, logs: logs, done: make(chan error, 1)}
-	go func() {
-		r.done <- Run(ctx, Options{RuntimeAPI: api.Addr(), Name: "lambda-otel", Config: cfg, ConfigErr: cfgErr, Logger: log})
-	}()
+	o := Options{RuntimeAPI: api.Addr(), Name: "lambda-otel", Config: cfg, ConfigErr: cfgErr, Logger: log}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	go func() { r.done <- Run(ctx, o) }()
 	return r
 }
 

@@ -31,6 +31,7 @@ type flusher struct {
 	cfg   Flush
 	limit time.Duration
 	queue *exporters.Queue
+	now   func() time.Time
 
 	last       time.Time // when the last flush started
 	lastInvoke time.Time
@@ -71,7 +72,7 @@ func (f *flusher) period() time.Duration {
 // onInvoke runs the flush strategy for an INVOKE. ctx ends at the invocation's deadline.
 func (a *agent) onInvoke(ctx context.Context, requestID string) {
 	f := a.flusher
-	now := time.Now()
+	now := f.now()
 	switch f.mode(now) {
 	case FlushEnd:
 		a.awaitRuntimeDone(ctx, requestID)
@@ -86,36 +87,24 @@ func (a *agent) onInvoke(ctx context.Context, requestID string) {
 // awaitRuntimeDone converts the invocation's telemetry as it arrives until its
 // platform.runtimeDone is in, leaving room before the deadline for the flush.
 func (a *agent) awaitRuntimeDone(ctx context.Context, requestID string) {
-	wctx := ctx
 	if dl, ok := ctx.Deadline(); ok {
 		var cancel context.CancelFunc
-		wctx, cancel = context.WithDeadline(ctx, dl.Add(-a.flusher.limit-doneMargin))
+		ctx, cancel = context.WithDeadline(ctx, dl.Add(-a.flusher.limit-doneMargin))
 		defer cancel()
 	}
 	f := a.flusher
-	for {
-		f.scratch = a.buffer.Drain(f.scratch[:0])
-		a.conv.Add(f.scratch)
-		for _, e := range f.scratch {
-			if r, ok := e.Record.(*telemetry.RuntimeDone); ok && r.RequestID == requestID {
-				return
-			}
-		}
-		select {
-		case <-a.buffer.Added():
-		case <-wctx.Done():
-			return
-		}
-	}
+	f.scratch = a.await(ctx, f.scratch[:0], 0, func(e *telemetry.Event) bool {
+		r, ok := e.Record.(*telemetry.RuntimeDone)
+		return ok && r.RequestID == requestID
+	})
 }
 
 // flush converts what the buffer holds and exports it, and what earlier flushes left,
 // within limit and ctx.
 func (a *agent) flush(ctx context.Context, limit time.Duration) {
 	f := a.flusher
-	f.last = time.Now()
-	f.scratch = a.buffer.Drain(f.scratch[:0])
-	a.conv.Add(f.scratch)
+	f.last = f.now()
+	f.scratch = a.convertBuffered(f.scratch[:0])
 	a.enqueue()
 	fctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()

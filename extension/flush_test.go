@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -67,7 +68,14 @@ func TestFlushStrategies(t *testing.T) {
 			}
 			cfg.Flush = f
 			cfg.Convert.PlatformLogs = 0b111000 // start, runtimeDone, report
-			r := startAgent(t, lambdatest.Options{}, cfg, nil)
+			// The flush strategies' clock moves a second at each invocation, so that a
+			// period of 1 ms has passed and one of an hour has not, however fast the test.
+			var clock atomic.Int64
+			clock.Store(time.Now().UnixNano())
+			tick := func() { clock.Add(int64(time.Second)) }
+			r := startAgent(t, lambdatest.Options{}, cfg, nil, func(o *Options) {
+				o.Clock = func() time.Time { return time.Unix(0, clock.Load()) }
+			})
 			sub := lambdatest.Recv(t, ctx, r.api.Subscribes, "subscribe")
 			logs := func() int { _, l, _ := rcv.Counts(); return l }
 
@@ -76,6 +84,7 @@ func TestFlushStrategies(t *testing.T) {
 			if status, err := lambdatest.Deliver(ctx, sub, invocationBatch("first", time.Now())); err != nil || status != 200 {
 				t.Fatalf("deliver: %d %v", status, err)
 			}
+			tick()
 			r.invoke(t, ctx, "first")
 			lambdatest.Recv(t, ctx, r.api.NextCalls, "event/next")
 			if got := logs(); got != tt.afterFirst {
@@ -84,6 +93,7 @@ func TestFlushStrategies(t *testing.T) {
 			if status, err := lambdatest.Deliver(ctx, sub, invocationBatch("second", time.Now())); err != nil || status != 200 {
 				t.Fatalf("deliver: %d %v", status, err)
 			}
+			tick()
 			if err := r.api.Send(ctx, map[string]any{"eventType": "INVOKE", "requestId": "second", "deadlineMs": time.Now().Add(time.Minute).UnixMilli()}); err != nil {
 				t.Fatal(err)
 			}

@@ -1,4 +1,4 @@
-// Package pbwire reads the few protobuf messages the exporters receive (OTLP export
+// Package pbwire reads fields of the few protobuf messages the exporters receive (OTLP export
 // responses, google.rpc.Status and RetryInfo) without a protobuf runtime, which would
 // weigh megabytes in a binary that only ever reads four small messages.
 package pbwire
@@ -7,64 +7,62 @@ import "errors"
 
 // Wire types of the protobuf encoding.
 const (
-	Varint  = 0
-	Fixed64 = 1
-	Bytes   = 2
-	Fixed32 = 5
+	wireVarint  = 0
+	wireFixed64 = 1
+	wireBytes   = 2
+	wireFixed32 = 5
 )
 
 var errMalformed = errors.New("malformed protobuf message")
 
-// Field is one field of a message: its number, wire type, and value (v for varints and
+// field is one field of a message: its number, wire type, and value (v for varints and
 // fixed-size values, data for length-delimited ones).
-type Field struct {
-	Num  int
-	Type int
-	V    uint64
-	Data []byte
+type field struct {
+	num  int
+	typ  int
+	v    uint64
+	data []byte
 }
 
-// Fields calls fn for each field of the message b, in order.
-func Fields(b []byte, fn func(Field) error) error {
+// fields calls fn for each field of the message b, in order.
+func fields(b []byte, fn func(field)) error {
 	for len(b) > 0 {
 		key, n := uvarint(b)
 		if n <= 0 {
 			return errMalformed
 		}
 		b = b[n:]
-		f := Field{Num: int(key >> 3), Type: int(key & 7)}
-		switch f.Type {
-		case Varint:
-			f.V, n = uvarint(b)
+		f := field{num: int(key >> 3), typ: int(key & 7)}
+		switch f.typ {
+		case wireVarint:
+			f.v, n = uvarint(b)
 			if n <= 0 {
 				return errMalformed
 			}
 			b = b[n:]
-		case Fixed64, Fixed32:
+		case wireFixed64, wireFixed32:
 			size := 8
-			if f.Type == Fixed32 {
+			if f.typ == wireFixed32 {
 				size = 4
 			}
 			if len(b) < size {
 				return errMalformed
 			}
 			for i := range size {
-				f.V |= uint64(b[i]) << (8 * i)
+				f.v |= uint64(b[i]) << (8 * i)
 			}
 			b = b[size:]
-		case Bytes:
+		case wireBytes:
 			l, n := uvarint(b)
 			if n <= 0 || l > uint64(len(b)-n) {
 				return errMalformed
 			}
-			f.Data = b[n : n+int(l)]
+			f.data = b[n : n+int(l)]
 			b = b[n+int(l):]
 		default:
 			return errMalformed
 		}
-		if err := fn(f); err != nil {
-			return err
-		}
+		fn(f)
 	}
 	return nil
 }
@@ -79,4 +77,32 @@ func uvarint(b []byte) (uint64, int) {
 		}
 	}
 	return 0, 0
+}
+
+// Bytes returns the last occurrence of length-delimited field num in msg (a nested
+// message, a string or bytes), or nil. A malformed message reads as far as it is sound.
+func Bytes(msg []byte, num int) []byte {
+	var out []byte
+	Repeated(msg, num, func(b []byte) { out = b })
+	return out
+}
+
+// Uint returns the last occurrence of varint field num in msg, or 0.
+func Uint(msg []byte, num int) uint64 {
+	var out uint64
+	_ = fields(msg, func(f field) {
+		if f.num == num && f.typ == wireVarint {
+			out = f.v
+		}
+	})
+	return out
+}
+
+// Repeated calls fn with each occurrence of length-delimited field num in msg.
+func Repeated(msg []byte, num int, fn func([]byte)) {
+	_ = fields(msg, func(f field) {
+		if f.num == num && f.typ == wireBytes {
+			fn(f.data)
+		}
+	})
 }

@@ -42,7 +42,10 @@ func (r *jsonReader) peek() byte {
 }
 
 // eof reports whether only white space is left.
-func (r *jsonReader) eof() bool { return r.peek() == 0 && r.pos >= len(r.b) }
+func (r *jsonReader) eof() bool {
+	r.ws()
+	return r.pos >= len(r.b)
+}
 
 // str reads a string.
 func (r *jsonReader) str() (string, error) {

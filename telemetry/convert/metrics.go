@@ -88,10 +88,20 @@ type metrics struct {
 	maxMemoryChanged                                       bool
 	self                                                   Self // at the last emit
 	initFromReport                                         bool
+
+	// sums and hists list the instruments above with their names, in emit order.
+	sums  []instrument[counter]
+	hists []instrument[histogram]
+}
+
+// instrument is a counter or histogram with its name, unit and description.
+type instrument[T any] struct {
+	name, unit, desc string
+	v                *T
 }
 
 func newMetrics(t Temporality, start time.Time) *metrics {
-	return &metrics{
+	m := &metrics{
 		temporality:    t,
 		start:          start,
 		invokeDuration: histogram{bounds: durationBounds},
@@ -99,6 +109,22 @@ func newMetrics(t Temporality, start time.Time) *metrics {
 		memUsage:       histogram{bounds: memoryBounds},
 		billed:         histogram{bounds: durationBounds},
 	}
+	m.sums = []instrument[counter]{
+		{"faas.invocations", "{invocation}", "Number of invocations.", &m.invocations},
+		{"faas.coldstarts", "{coldstart}", "Number of invocation cold starts.", &m.coldstarts},
+		{"faas.errors", "{error}", "Number of invocation errors.", &m.errors},
+		{"faas.timeouts", "{timeout}", "Number of invocation timeouts.", &m.timeouts},
+		{"aws.lambda.out_of_memory", "{invocation}", "Number of invocations that ran out of memory.", &m.outOfMemory},
+		{"aws.lambda.logs_dropped", "{record}", "Log records the platform dropped before delivering them (platform.logsDropped).", &m.logsDropped},
+		{"aws.lambda.logs_dropped_bytes", "By", "Bytes of log records the platform dropped before delivering them.", &m.logsDroppedBytes},
+	}
+	m.hists = []instrument[histogram]{
+		{"faas.invoke_duration", "s", "Duration of invocations, as the platform reports it.", &m.invokeDuration},
+		{"faas.init_duration", "s", "Duration of the function's initialization, such as a cold start.", &m.initDurations},
+		{"faas.mem_usage", "By", "Maximum memory used per invocation.", &m.memUsage},
+		{"aws.lambda.billed_duration", "s", "Billed duration of invocations.", &m.billed},
+	}
+	return m
 }
 
 // initDuration records an init or restore phase's duration, once per phase.
@@ -135,52 +161,18 @@ func (m *metrics) logsDroppedBy(records, bytes int64) {
 	m.logsDroppedBytes.add(uint64(max(bytes, 0)))
 }
 
-// counters lists the function's counters with their names, in emit order.
-func (m *metrics) counters() []struct {
-	name, unit, desc string
-	c                *counter
-} {
-	return []struct {
-		name, unit, desc string
-		c                *counter
-	}{
-		{"faas.invocations", "{invocation}", "Number of invocations.", &m.invocations},
-		{"faas.coldstarts", "{coldstart}", "Number of invocation cold starts.", &m.coldstarts},
-		{"faas.errors", "{error}", "Number of invocation errors.", &m.errors},
-		{"faas.timeouts", "{timeout}", "Number of invocation timeouts.", &m.timeouts},
-		{"aws.lambda.out_of_memory", "{invocation}", "Number of invocations that ran out of memory.", &m.outOfMemory},
-		{"aws.lambda.logs_dropped", "{record}", "Log records the platform dropped before delivering them (platform.logsDropped).", &m.logsDropped},
-		{"aws.lambda.logs_dropped_bytes", "By", "Bytes of log records the platform dropped before delivering them.", &m.logsDroppedBytes},
-	}
-}
-
-func (m *metrics) histograms() []struct {
-	name, unit, desc string
-	h                *histogram
-} {
-	return []struct {
-		name, unit, desc string
-		h                *histogram
-	}{
-		{"faas.invoke_duration", "s", "Duration of invocations, as the platform reports it.", &m.invokeDuration},
-		{"faas.init_duration", "s", "Duration of the function's initialization, such as a cold start.", &m.initDurations},
-		{"faas.mem_usage", "By", "Maximum memory used per invocation.", &m.memUsage},
-		{"aws.lambda.billed_duration", "s", "Billed duration of invocations.", &m.billed},
-	}
-}
-
 // changed reports whether anything would be new in an emit.
 func (m *metrics) changed(self Self) bool {
 	if self.Telemetry != m.self.Telemetry || !slices.Equal(self.Exports, m.self.Exports) || m.maxMemoryChanged {
 		return true
 	}
-	for _, c := range m.counters() {
-		if c.c.total != c.c.reported {
+	for _, c := range m.sums {
+		if c.v.total != c.v.reported {
 			return true
 		}
 	}
-	for _, h := range m.histograms() {
-		if h.h.since.count > 0 {
+	for _, h := range m.hists {
+		if h.v.since.count > 0 {
 			return true
 		}
 	}
@@ -207,17 +199,17 @@ func priorExport(before []ExportCount, x ExportCount) uint64 {
 // emit appends the metrics to out and marks them reported.
 func (m *metrics) emit(out pmetric.MetricSlice, now time.Time, self Self) {
 	e := emitter{out: out, start: stamp(m.start), end: stamp(now), temporality: m.temporality}
-	for _, c := range m.counters() {
-		e.sum(c.name, c.unit, c.desc, labeled{total: c.c.total, prior: c.c.reported})
-		c.c.reported = c.c.total
+	for _, c := range m.sums {
+		e.sum(c.name, c.unit, c.desc, labeled{total: c.v.total, prior: c.v.reported})
+		c.v.reported = c.v.total
 	}
-	for _, h := range m.histograms() {
-		st := &h.h.all
+	for _, h := range m.hists {
+		st := &h.v.all
 		if m.temporality == Delta {
-			st = &h.h.since
+			st = &h.v.since
 		}
-		e.histogram(h.name, h.unit, h.desc, h.h.bounds, st)
-		h.h.since = histState{}
+		e.histogram(h.name, h.unit, h.desc, h.v.bounds, st)
+		h.v.since = histState{}
 	}
 	if m.maxMemoryChanged || m.temporality == Cumulative && m.maxMemoryUsed > 0 {
 		dp := e.metric("aws.lambda.max_memory_used", "By", "Maximum memory used by the latest invocation.").SetEmptyGauge().DataPoints().AppendEmpty()

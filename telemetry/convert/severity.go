@@ -14,10 +14,11 @@ func levelSeverity(level string, strict bool) (plog.SeverityNumber, bool) {
 	if i := strings.IndexAny(level, "+-"); i > 0 {
 		level = level[:i]
 	}
-	if strict && strings.ToUpper(level) != level {
+	up := strings.ToUpper(level)
+	if strict && up != level {
 		return 0, false
 	}
-	switch strings.ToUpper(level) {
+	switch up {
 	case "TRACE", "TRCE":
 		return plog.SeverityNumberTrace, true
 	case "DEBUG", "DBUG":
@@ -30,9 +31,7 @@ func levelSeverity(level string, strict bool) (plog.SeverityNumber, bool) {
 		return plog.SeverityNumberWarn, true
 	case "ERROR", "ERR", "FAIL":
 		return plog.SeverityNumberError, true
-	case "CRITICAL", "CRIT":
-		return plog.SeverityNumberFatal, true
-	case "FATAL", "PANIC", "EMERG", "ALERT":
+	case "FATAL", "CRITICAL", "CRIT", "PANIC", "EMERG", "ALERT":
 		return plog.SeverityNumberFatal, true
 	}
 	return 0, false
