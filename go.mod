@@ -3,6 +3,7 @@ module github.com/lambda-otel/lambda-otel
 go 1.26.0
 
 require (
+	github.com/aws/aws-lambda-go v1.55.1
 	github.com/klauspost/compress v1.20.0
 	github.com/valyala/fasthttp v1.74.0
 	go.opentelemetry.io/collector/component v1.68.0

@@ -1,0 +1,67 @@
+package emulator
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// A cold start and two warm invocations, seen by a subscribed extension: the event sequence
+// and the schema of each platform record.
+func TestColdStartAndWarmInvokes(t *testing.T) {
+	f := newFixture(t, "recorder")
+	e := f.start(t)
+	var ids []string
+	for i := 0; i < 3; i++ {
+		resp := invoke(t, e, `{"action":"ok","message":"n`+string(rune('0'+i))+`"}`)
+		if resp.FunctionError != "" {
+			t.Fatalf("invoke %d: function error %s: %s", i, resp.FunctionError, resp.Payload)
+		}
+		var out struct {
+			OK        bool   `json:"ok"`
+			RequestID string `json:"requestId"`
+		}
+		if err := json.Unmarshal(resp.Payload, &out); err != nil || !out.OK || out.RequestID != resp.RequestID {
+			t.Fatalf("invoke %d: response %s (err %v), want ok with request id %s", i, resp.Payload, err, resp.RequestID)
+		}
+		ids = append(ids, resp.RequestID)
+	}
+	rep := shutdown(t, e)
+	if len(rep.Killed) != 0 {
+		t.Errorf("killed at shutdown: %v", rep.Killed)
+	}
+	r := f.recorded(t, "recorder")
+	want := []string{"initStart", "extension", "telemetrySubscription", "initRuntimeDone", "initReport",
+		"start", "runtimeDone", "report", "start", "runtimeDone", "report", "start", "runtimeDone", "report"}
+	if got := r.platformTypes(); !slices.Equal(got, want) {
+		t.Errorf("platform events:\n got %v\nwant %v", got, want)
+	}
+	if got := len(r.events); got != 4 {
+		t.Fatalf("extension events = %d, want 3 INVOKE and a SHUTDOWN", got)
+	}
+	for i, ev := range r.events[:3] {
+		if ev["eventType"] != "INVOKE" || ev["requestId"] != ids[i] || !strings.HasSuffix(ev["invokedFunctionArn"].(string), ":function:hello-fn") {
+			t.Errorf("event %d = %v", i, ev)
+		}
+	}
+	if sd := r.events[3]; sd["eventType"] != "SHUTDOWN" || sd["shutdownReason"] != "spindown" {
+		t.Errorf("shutdown event = %v", sd)
+	}
+	reports := r.ofType("platform.report")
+	for i, ev := range reports {
+		rec := ev.record()
+		m := rec["metrics"].(map[string]any)
+		_, hasInit := m["initDurationMs"]
+		if rec["requestId"] != ids[i] || rec["status"] != "success" || hasInit != (i == 0) || m["memorySizeMB"] != 128.0 || m["maxMemoryUsedMB"].(float64) <= 0 {
+			t.Errorf("report %d = %v", i, rec)
+		}
+	}
+	fn := r.ofType("function")
+	if len(fn) < 4 {
+		t.Errorf("function lines = %d, want the init lines and each invocation's", len(fn))
+	}
+	if len(r.ofType("extension")) == 0 {
+		t.Error("no extension lines delivered")
+	}
+}
