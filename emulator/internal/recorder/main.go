@@ -201,7 +201,8 @@ func main() {
 	if outPath == "" {
 		fatalf("RECORDER_OUT or RECORDER_OUT_DIR must be set")
 	}
-	f, err := os.Create(outPath)
+	// Appending: after a reset the next environment's recorder continues the same file.
+	f, err := os.OpenFile(outPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		fatalf("creating output: %v", err)
 	}
