@@ -97,6 +97,7 @@ type Emulator struct {
 	env      *environment
 	resets   int
 	records  []Record
+	started  int
 	failures int
 	closed   bool
 }
@@ -226,6 +227,9 @@ func (e *Emulator) Invoke(ctx context.Context, req Request) (*Response, error) {
 		cognito:       req.CognitoIdentity,
 		respond:       make(chan *Response, 1),
 	}
+	e.mu.Lock()
+	e.started++
+	e.mu.Unlock()
 	env, err := e.environment()
 	var ie *InitError
 	if errors.As(err, &ie) {
@@ -250,6 +254,13 @@ func (e *Emulator) Invoke(ctx context.Context, req Request) (*Response, error) {
 	case <-ctx.Done():
 		return nil, fmt.Errorf("waiting for invocation %s: %w", inv.id, ctx.Err())
 	}
+}
+
+// Invocations is the number of invocations started so far.
+func (e *Emulator) Invocations() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.started
 }
 
 // Records returns the invocations finished so far, in order.

@@ -303,12 +303,14 @@ func (s *subscriber) enqueue(p published) {
 		s.st.DroppedBytes += int64(len(b))
 		return
 	}
-	if len(s.queue) == 0 {
+	first := len(s.queue) == 0
+	if first {
 		s.oldest = time.Now()
 	}
 	s.queue = append(s.queue, b)
 	s.queueBytes += len(b)
-	if len(s.queue) >= s.cfg.maxItems || s.queueBytes >= s.cfg.maxBytes {
+	// The first event starts the timeoutMs clock, which the idle goroutine is not running.
+	if first || len(s.queue) >= s.cfg.maxItems || s.queueBytes >= s.cfg.maxBytes {
 		s.poke()
 	}
 }

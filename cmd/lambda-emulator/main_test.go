@@ -1,0 +1,296 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lambda-otel/lambda-otel/internal/otlptest"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.uber.org/goleak"
+)
+
+// bins are the real programs: the emulator, the extension and the example function.
+var bins struct{ emulator, extension, function string }
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "lambda-emulator-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	bins.emulator = filepath.Join(dir, "lambda-emulator")
+	bins.extension = filepath.Join(dir, "opt", "extensions", "lambda-otel")
+	bins.function = filepath.Join(dir, "task", "bootstrap")
+	code := 2
+	if err := build(map[string]string{
+		bins.emulator:  "github.com/lambda-otel/lambda-otel/cmd/lambda-emulator",
+		bins.extension: "github.com/lambda-otel/lambda-otel/cmd/lambda-otel",
+		bins.function:  "github.com/lambda-otel/lambda-otel/examples/hello",
+	}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+	} else {
+		code = m.Run()
+	}
+	os.RemoveAll(dir)
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+func build(targets map[string]string) error {
+	for out, pkg := range targets {
+		if b, err := exec.Command("go", "build", "-o", out, pkg).CombinedOutput(); err != nil {
+			return fmt.Errorf("building %s: %v\n%s", pkg, err, b)
+		}
+	}
+	return nil
+}
+
+// emulatorCmd runs the emulator on the built function and extension.
+func emulatorCmd(ctx context.Context, args ...string) *exec.Cmd {
+	base := []string{
+		"--extensions-dir", filepath.Dir(bins.extension), "--task-dir", filepath.Dir(bins.function),
+		"--function-name", "hello-fn",
+	}
+	return exec.CommandContext(ctx, bins.emulator, append(base, args...)...)
+}
+
+// The extension, run by the emulator, exports each invocation's span, the function's logs
+// and the metrics to the collector's own OTLP receiver.
+func TestExtensionThroughEmulatorIntoCollector(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	rcv := otlptest.Start(t)
+	var stdout, stderr bytes.Buffer
+	cmd := emulatorCmd(ctx, "--invoke", `{"action":"ok"}`, "--invocations", "3", "--no-otlp-sink",
+		"--env", "OTEL_EXPORTER_OTLP_ENDPOINT="+rcv.HTTPEndpoint, "--env", "OTEL_SERVICE_NAME=hello-service")
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("lambda-emulator: %v\n%s\n%s", err, stdout.String(), stderr.String())
+	}
+	// Everything is exported before the extension exits, which the emulator waits for.
+	spans, logs, points := rcv.Counts()
+	if spans != 4 || logs < 3*5 || points == 0 {
+		t.Errorf("received %d spans (want init + 3 invocations), %d log records, %d points\n%s", spans, logs, points, stderr.String())
+	}
+	traces, logData, metrics := rcv.Received()
+	var names []string
+	for _, td := range traces {
+		for i := 0; i < td.ResourceSpans().Len(); i++ {
+			rs := td.ResourceSpans().At(i)
+			if svc, _ := rs.Resource().Attributes().Get("service.name"); svc.Str() != "hello-service" {
+				t.Errorf("service.name = %q", svc.Str())
+			}
+			for j := 0; j < rs.ScopeSpans().Len(); j++ {
+				ss := rs.ScopeSpans().At(j).Spans()
+				for k := 0; k < ss.Len(); k++ {
+					names = append(names, ss.At(k).Name())
+				}
+			}
+		}
+	}
+	slices.Sort(names)
+	if !slices.Equal(names, []string{"hello-fn", "hello-fn", "hello-fn", "init"}) {
+		t.Errorf("span names = %v", names)
+	}
+	if sev := severities(logData); sev["WARN"] == 0 || sev["INFO"] == 0 || sev["DEBUG"] == 0 {
+		t.Errorf("log severities = %v", sev)
+	}
+	var metricNames []string
+	for _, md := range metrics {
+		for i := 0; i < md.ResourceMetrics().Len(); i++ {
+			sm := md.ResourceMetrics().At(i).ScopeMetrics()
+			for j := 0; j < sm.Len(); j++ {
+				for k := 0; k < sm.At(j).Metrics().Len(); k++ {
+					metricNames = append(metricNames, sm.At(j).Metrics().At(k).Name())
+				}
+			}
+		}
+	}
+	for _, want := range []string{"faas.invocations", "faas.invoke_duration", "faas.coldstarts"} {
+		if !slices.Contains(metricNames, want) {
+			t.Errorf("metric %s not received; got %v", want, metricNames)
+		}
+	}
+	if !strings.Contains(stdout.String(), "the environment ran without failures") {
+		t.Errorf("summary:\n%s", stdout.String())
+	}
+}
+
+func severities(logs []plog.Logs) map[string]int {
+	out := map[string]int{}
+	for _, ld := range logs {
+		for i := 0; i < ld.ResourceLogs().Len(); i++ {
+			sl := ld.ResourceLogs().At(i).ScopeLogs()
+			for j := 0; j < sl.Len(); j++ {
+				for k := 0; k < sl.At(j).LogRecords().Len(); k++ {
+					out[sl.At(j).LogRecords().At(k).SeverityText()]++
+				}
+			}
+		}
+	}
+	return out
+}
+
+// The embedded sink receives the extension's export, prints the trace tree and writes OTLP
+// JSON lines; a crash makes the run fail.
+func TestSinkAndExitStatus(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	otlpOut, eventsOut := filepath.Join(dir, "otlp.jsonl"), filepath.Join(dir, "events.jsonl")
+	var stdout, stderr bytes.Buffer
+	cmd := emulatorCmd(ctx, "--invoke", `{"action":"crash"}`, "--otlp-sink", "127.0.0.1:0",
+		"--otlp-out", otlpOut, "--events-out", eventsOut)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Fatalf("exit = %v, want status 1 for a crashed runtime\n%s", err, stderr.String())
+	}
+	out := stdout.String()
+	for _, want := range []string{"Runtime.ExitError", "the environment FAILED", "OTLP sink:", "Error Runtime.ExitError"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, out)
+		}
+	}
+	if !strings.Contains(stderr.String(), "Status: error\tError Type: Runtime.ExitError") {
+		t.Errorf("no REPORT line with the crash in stderr:\n%s", stderr.String())
+	}
+	signals := map[string]int{}
+	for _, line := range readLines(t, otlpOut) {
+		for _, key := range []string{"resourceSpans", "resourceLogs", "resourceMetrics"} {
+			if strings.HasPrefix(line, `{"`+key+`"`) {
+				signals[key]++
+			}
+		}
+	}
+	if signals["resourceSpans"] == 0 || signals["resourceLogs"] == 0 || signals["resourceMetrics"] == 0 {
+		t.Errorf("--otlp-out lines by signal: %v", signals)
+	}
+	if events := strings.Join(readLines(t, eventsOut), "\n"); !strings.Contains(events, `"type":"platform.runtimeDone"`) || !strings.Contains(events, `"status":"failure"`) {
+		t.Errorf("--events-out lacks the failed runtimeDone:\n%s", events)
+	}
+}
+
+func readLines(t *testing.T, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(nil, 16<<20)
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+	}
+	return lines
+}
+
+// The server mode answers the invoke endpoint as the Runtime Interface Emulator does and
+// stops by itself after --invocations.
+func TestInvokeEndpoint(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	cmd := emulatorCmd(ctx, "--listen", "127.0.0.1:0", "--invocations", "3", "--no-otlp-sink", "--tracing", "Active")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout = io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := bufio.NewScanner(stderr)
+	var url string
+	addr := regexp.MustCompile(`(http://127\.0\.0\.1:\d+/\S+)`)
+	for url == "" && lines.Scan() {
+		if m := addr.FindString(lines.Text()); m != "" {
+			url = m
+		}
+	}
+	go io.Copy(io.Discard, stderr)
+	if url == "" {
+		t.Fatal("the emulator never printed its invoke endpoint")
+	}
+	post := func(typ, body string, header ...string) *http.Response {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
+		if typ != "" {
+			req.Header.Set("X-Amz-Invocation-Type", typ)
+		}
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Set(header[i], header[i+1])
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	tests := []struct {
+		name, typ, body string
+		status          int
+		functionError   string
+		bodyHas         string
+	}{
+		{"request-response", "", `{"action":"ok"}`, 200, "", `"ok":true`},
+		{"function error", "RequestResponse", `{"action":"error"}`, 200, "Unhandled", `"errorType":"PaymentDeclinedError"`},
+		{"dry run", "DryRun", `{}`, 204, "", ""},
+		{"event is not supported yet", "Event", `{}`, 400, "", "InvalidParameterValueException"},
+		{"unknown type", "Later", `{}`, 400, "", "X-Amz-Invocation-Type"},
+		{"last", "", `{"action":"ok"}`, 200, "", `"ok":true`},
+	}
+	for _, tt := range tests {
+		resp := post(tt.typ, tt.body, "X-Amzn-Trace-Id", "Root=1-5f35ae12-0c0fec141ab77a00bc047aa2;Sampled=1")
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tt.status || resp.Header.Get("X-Amz-Function-Error") != tt.functionError || !strings.Contains(string(b), tt.bodyHas) {
+			t.Errorf("%s: %d %q %s", tt.name, resp.StatusCode, resp.Header.Get("X-Amz-Function-Error"), b)
+		}
+		if tt.status == 200 && resp.Header.Get("X-Amzn-Requestid") == "" {
+			t.Errorf("%s: no X-Amzn-Requestid", tt.name)
+		}
+	}
+	// Three invocations ran (the others were refused or dry runs): the emulator stops by itself.
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("exit: %v", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("the emulator did not stop after --invocations")
+	}
+}
+
+func TestFlags(t *testing.T) {
+	var out bytes.Buffer
+	if code := run(t.Context(), []string{"--help"}, &out, &out); code != 0 || !strings.Contains(out.String(), "--invoke") && !strings.Contains(out.String(), "-invoke") {
+		t.Errorf("--help: %d\n%s", code, out.String())
+	}
+	out.Reset()
+	if code := run(t.Context(), []string{"--task-dir", t.TempDir(), "--memory-mb", "64", "--no-otlp-sink", "--invoke", "{}"}, &out, &out); code != 1 || !strings.Contains(out.String(), "memory 64 MB: must be 128 to 10240") {
+		t.Errorf("bad memory: %d\n%s", code, out.String())
+	}
+	out.Reset()
+	if code := run(t.Context(), []string{"--timeout", "soon"}, &out, &out); code != 2 {
+		t.Errorf("bad duration: %d\n%s", code, out.String())
+	}
+}
