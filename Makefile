@@ -27,10 +27,18 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzLogLine$$' -fuzztime=$(FUZZTIME) ./telemetry/convert
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./internal/xray
 
-## run: the local demo
+## run: the local demo: the example function and this extension in lambda-emulator, exporting
+## to the emulator's embedded OTLP sink, which prints what it received (OTLP JSON in bin/demo/otlp.jsonl)
+DEMO := $(BIN)/demo
 run:
-	@echo "make run will start lambda-emulator with an example function and this extension."
-	@echo "The emulator is not part of this tree yet; 'make test' exercises the extension today."
+	$(GO) build -o $(BIN)/ ./cmd/...
+	rm -rf $(DEMO) && mkdir -p $(DEMO)/task $(DEMO)/opt/extensions
+	$(GO) build -o $(DEMO)/task/bootstrap ./examples/hello
+	cp $(BIN)/lambda-otel $(DEMO)/opt/extensions/lambda-otel
+	$(BIN)/lambda-emulator --extensions-dir $(DEMO)/opt/extensions --task-dir $(DEMO)/task --function-name hello \
+		--invoke '{"action":"ok","message":"first"}' --invoke '{"action":"ok","message":"second"}' \
+		--invoke '{"action":"error"}' --invoke '{"action":"ok","message":"last"}' \
+		--otlp-out $(DEMO)/otlp.jsonl --events-out $(DEMO)/events.jsonl
 
 ## bench: the hot-path benchmarks, 6 runs each, summarised by benchstat (see bench/RESULTS.md)
 bench:

@@ -119,6 +119,15 @@ func (c Config) withDefaults() Config {
 	if c.Log == nil {
 		c.Log = io.Discard
 	}
+	// Absolute: the processes run in other directories, where a relative path means
+	// something else.
+	for _, p := range []*string{&c.ExtensionsDir, &c.TaskDir, &c.Bootstrap} {
+		if *p != "" {
+			if abs, err := filepath.Abs(*p); err == nil {
+				*p = abs
+			}
+		}
+	}
 	return c
 }
 

@@ -183,6 +183,7 @@ func (e *Emulator) environment() (*environment, error) {
 	e.env = env
 	e.mu.Unlock()
 	if f := env.initialize(timeout); f != nil {
+		e.diag("init failed: %s: %s", f.errorType, f.message)
 		e.reset(env, reasonFailure)
 		return nil, &InitError{ErrorType: f.errorType, Message: f.message}
 	}

@@ -49,7 +49,7 @@ func TestInvocationFailures(t *testing.T) {
 		reportErrorTypePrefix string
 	}{
 		{name: "function error", payload: `{"action":"error"}`, errorType: "PaymentDeclinedError", runtimeDone: "error", report: "error"},
-		{name: "timeout", payload: `{"action":"sleep","sleepMs":10000}`, errorType: "Sandbox.Timedout", runtimeDone: "timeout", report: "timeout", shutdownReason: "timeout"},
+		{name: "timeout", payload: `{"action":"hang"}`, errorType: "Sandbox.Timedout", runtimeDone: "timeout", report: "timeout", shutdownReason: "timeout"},
 		{name: "crash", payload: `{"action":"crash"}`, errorType: "Runtime.ExitError", runtimeDone: "failure", report: "error", shutdownReason: "failure"},
 		{name: "out of memory", payload: `{"action":"oom","mb":200}`, memoryMB: 128, errorType: "Runtime.OutOfMemory", runtimeDone: "failure", report: "error", shutdownReason: "failure"},
 	}

@@ -34,7 +34,7 @@ type options struct {
 	cfg          emulator.Config
 	env          listFlag
 	listen       string
-	invoke       string
+	invoke       listFlag
 	invocations  int
 	idle         time.Duration
 	eventsOut    string
@@ -84,8 +84,8 @@ Flags:
 	fs.StringVar(&c.Tracing, "tracing", "PassThrough", "PassThrough (trace when the caller sends X-Amzn-Trace-Id) or Active (trace every invocation)")
 	fs.BoolVar(&c.Freeze, "freeze", false, "stop every process (SIGSTOP) between invocations, as Lambda freezes an idle environment")
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:9000", "address of the invoke endpoint")
-	fs.StringVar(&o.invoke, "invoke", "", "run non-interactively with this event: JSON, or @FILE")
-	fs.IntVar(&o.invocations, "invocations", 0, "number of invocations before shutting down (with --invoke: default 1)")
+	fs.Var(&o.invoke, "invoke", "run non-interactively with this event: JSON, or @FILE (repeatable: the invocations take the events in turn)")
+	fs.IntVar(&o.invocations, "invocations", 0, "number of invocations before shutting down (with --invoke: default one per event)")
 	fs.DurationVar(&o.idle, "idle-shutdown", 0, "shut down after this long without an invocation (0: never)")
 	fs.StringVar(&o.eventsOut, "events-out", "", "write every generated Telemetry API event to FILE as NDJSON")
 	fs.StringVar(&o.sinkAddr, "otlp-sink", "127.0.0.1:4318", "address of the embedded OTLP/HTTP sink, given to extensions as OTEL_EXPORTER_OTLP_ENDPOINT unless --env sets one")
@@ -155,7 +155,7 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) (err error
 	if err != nil {
 		return err
 	}
-	if o.invoke != "" {
+	if len(o.invoke) > 0 {
 		err = runBatch(ctx, e, o, stdout)
 	} else {
 		err = runServer(ctx, e, o, stderr)
@@ -171,7 +171,7 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) (err error
 
 func startSink(ctx context.Context, o *options, stderr io.Writer, closers *[]func() error) (*sink.Sink, error) {
 	opts := sink.Options{OnReceive: func(signal string, items int) {
-		if o.invoke == "" {
+		if len(o.invoke) == 0 {
 			fmt.Fprintf(stderr, "lambda-emulator: OTLP sink received %d %s\n", items, signal)
 		}
 	}}
@@ -219,15 +219,22 @@ func payload(arg string) ([]byte, error) {
 
 // runBatch is the non-interactive mode: a cold start, the invocations, a shutdown, the summary.
 func runBatch(ctx context.Context, e *emulator.Emulator, o *options, stdout io.Writer) error {
-	event, err := payload(o.invoke)
-	if err != nil {
-		return err
+	var events [][]byte
+	for _, arg := range o.invoke {
+		event, err := payload(arg)
+		if err != nil {
+			return err
+		}
+		events = append(events, event)
 	}
-	n := max(o.invocations, 1)
+	n := o.invocations
+	if n == 0 {
+		n = len(events)
+	}
 	// A failed init is reported by the platform lines and retried by the first invocation.
 	e.Init(ctx)
 	for i := 0; i < n && ctx.Err() == nil; i++ {
-		if _, err := e.Invoke(ctx, emulator.Request{Payload: event}); err != nil {
+		if _, err := e.Invoke(ctx, emulator.Request{Payload: events[i%len(events)]}); err != nil {
 			break
 		}
 	}

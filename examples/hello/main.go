@@ -32,7 +32,7 @@ const (
 const downstreamTimeout = 2 * time.Second
 
 // actions lists the valid values of Event.Action, for the unknown-action error.
-var actions = []string{"ok", "error", "sleep", "crash", "oom", "flood"}
+var actions = []string{"ok", "error", "sleep", "hang", "crash", "oom", "flood"}
 
 // Event selects what one invocation does. Fields an action does not use are ignored.
 type Event struct {
@@ -183,6 +183,10 @@ func (f *function) handle(ctx context.Context, ev Event) (Response, error) {
 			f.textf("WARN", requestID, "sleep interrupted: %v", err)
 			return Response{}, err
 		}
+	case "hang":
+		// A call that does not watch its context: only the platform's timeout ends it.
+		f.textf("INFO", requestID, "hanging, deadline ignored")
+		time.Sleep(time.Hour)
 	case "crash":
 		f.textf("ERROR", requestID, "crashing")
 		os.Exit(2)
