@@ -19,13 +19,16 @@ lint:
 	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-## fuzz: run each fuzz target for FUZZTIME (make fuzz FUZZTIME=10m for a long run)
+## fuzz: run each fuzz target for FUZZTIME (make fuzz FUZZTIME=10m for a long run): the
+## extension's decoder, listener, log lines and X-Ray header; the emulator's APIs, subscriptions and sink
 fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeBatch$$' -fuzztime=$(FUZZTIME) ./telemetry
 	$(GO) test -run='^$$' -fuzz='^FuzzListenerHandler$$' -fuzztime=$(FUZZTIME) ./telemetry
 	$(GO) test -run='^$$' -fuzz='^FuzzParseTextLine$$' -fuzztime=$(FUZZTIME) ./telemetry/convert
 	$(GO) test -run='^$$' -fuzz='^FuzzLogLine$$' -fuzztime=$(FUZZTIME) ./telemetry/convert
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./internal/xray
+	$(GO) test -run='^$$' -fuzz='^FuzzAPI$$' -fuzztime=$(FUZZTIME) ./emulator
+	$(GO) test -run='^$$' -fuzz='^FuzzHandler$$' -fuzztime=$(FUZZTIME) ./emulator/sink
 
 ## run: the local demo: the example function and this extension in lambda-emulator, exporting
 ## to the emulator's embedded OTLP sink, which prints what it received (OTLP JSON in bin/demo/otlp.jsonl)
