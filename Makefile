@@ -46,7 +46,7 @@ run:
 ## bench: the hot-path benchmarks, 6 runs each, summarised by benchstat (see bench/RESULTS.md)
 bench:
 	@mkdir -p $(BIN)
-	$(GO) test -run='^$$' -bench=. -benchmem -count=6 ./telemetry ./telemetry/convert ./cmd/lambda-otel | tee $(BIN)/bench.txt
+	$(GO) test -run='^$$' -bench=. -benchmem -count=6 ./telemetry ./telemetry/convert ./cmd/lambda-otel ./emulator | tee $(BIN)/bench.txt
 	$(GO) tool benchstat $(BIN)/bench.txt
 
 clean:

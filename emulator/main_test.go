@@ -82,7 +82,7 @@ func (s *syncBuffer) String() string {
 }
 
 // newFixture links the function and, for each name, the recorder extension.
-func newFixture(t *testing.T, extensions ...string) *fixture {
+func newFixture(t testing.TB, extensions ...string) *fixture {
 	t.Helper()
 	root := t.TempDir()
 	task := filepath.Join(root, "task")
@@ -112,7 +112,7 @@ func newFixture(t *testing.T, extensions ...string) *fixture {
 // setEnv adds function variables (which extensions also receive).
 func (f *fixture) setEnv(kv ...string) { f.cfg.Env = append(f.cfg.Env, kv...) }
 
-func (f *fixture) start(t *testing.T) *Emulator {
+func (f *fixture) start(t testing.TB) *Emulator {
 	t.Helper()
 	e, err := New(f.cfg)
 	if err != nil {
