@@ -7,14 +7,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/lambda-otel/lambda-otel/internal/testbin"
 )
 
 // bins holds the programs the tests run: the example function and the recording extension,
@@ -34,15 +34,13 @@ func TestMain(m *testing.M) {
 	bins.dir = dir
 	bins.hello = filepath.Join(dir, "hello")
 	bins.recorder = filepath.Join(dir, "recorder")
-	for out, pkg := range map[string]string{
+	if err := testbin.Build(map[string]string{
 		bins.hello:    "github.com/lambda-otel/lambda-otel/examples/hello",
 		bins.recorder: "github.com/lambda-otel/lambda-otel/emulator/internal/recorder",
-	} {
-		if b, err := exec.Command("go", "build", "-o", out, pkg).CombinedOutput(); err != nil {
-			fmt.Fprintf(os.Stderr, "building %s: %v\n%s", pkg, err, b)
-			os.RemoveAll(dir)
-			os.Exit(1)
-		}
+	}, nil); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.RemoveAll(dir)
+		os.Exit(1)
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
@@ -59,26 +57,8 @@ func TestMain(m *testing.M) {
 // extensions linked into an extensions directory under their own names.
 type fixture struct {
 	cfg Config
-	out string // where recorders write, one file per extension
-	log *syncBuffer
-}
-
-// syncBuffer collects the emulator's CloudWatch-style output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	out string          // where recorders write, one file per extension
+	log *testbin.Buffer // the emulator's CloudWatch-style output
 }
 
 // newFixture links the function and, for each name, the recorder extension.
@@ -101,7 +81,7 @@ func newFixture(t testing.TB, extensions ...string) *fixture {
 			t.Fatal(err)
 		}
 	}
-	f := &fixture{out: out, log: &syncBuffer{}}
+	f := &fixture{out: out, log: &testbin.Buffer{}}
 	f.cfg = Config{
 		ExtensionsDir: exts, TaskDir: task, FunctionName: "hello-fn", Log: f.log,
 		Env: []string{"RECORDER_OUT_DIR=" + out},

@@ -17,12 +17,13 @@ import (
 	"github.com/lambda-otel/lambda-otel/exporters"
 	"github.com/lambda-otel/lambda-otel/internal/lambdatest"
 	"github.com/lambda-otel/lambda-otel/internal/otlptest"
+	"github.com/lambda-otel/lambda-otel/internal/testbin"
 	"github.com/lambda-otel/lambda-otel/telemetry"
 )
 
 type agentRun struct {
 	api  *lambdatest.Server
-	logs *syncBuffer
+	logs *testbin.Buffer
 	done chan error
 }
 

@@ -1,19 +1,18 @@
 package extension
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/lambda-otel/lambda-otel/internal/lambdaapi"
 	"github.com/lambda-otel/lambda-otel/internal/lambdatest"
+	"github.com/lambda-otel/lambda-otel/internal/testbin"
 )
 
 // call records one handler call with the deadline its context carried.
@@ -47,26 +46,8 @@ func (h *recordingHandler) Shutdown(ctx context.Context, ev *ShutdownEvent) erro
 	return nil
 }
 
-// syncBuffer is a log destination safe for the loop's goroutine and the test's.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func testLogger(level slog.Level) (*slog.Logger, *syncBuffer) {
-	var b syncBuffer
+func testLogger(level slog.Level) (*slog.Logger, *testbin.Buffer) {
+	var b testbin.Buffer
 	return slog.New(slog.NewJSONHandler(&b, &slog.HandlerOptions{Level: level})), &b
 }
 
@@ -75,7 +56,7 @@ type loopRun struct {
 	cancel context.CancelFunc
 	api    *lambdatest.Server
 	h      *recordingHandler
-	logs   *syncBuffer
+	logs   *testbin.Buffer
 	done   chan error
 }
 

@@ -16,9 +16,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lambda-otel/lambda-otel/internal/otlptest"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.uber.org/goleak"
+
+	"github.com/lambda-otel/lambda-otel/internal/otlptest"
+	"github.com/lambda-otel/lambda-otel/internal/testbin"
 )
 
 // bins are the real programs: the emulator, the extension and the example function.
@@ -34,11 +36,11 @@ func TestMain(m *testing.M) {
 	bins.extension = filepath.Join(dir, "opt", "extensions", "lambda-otel")
 	bins.function = filepath.Join(dir, "task", "bootstrap")
 	code := 2
-	if err := build(map[string]string{
+	if err := testbin.Build(map[string]string{
 		bins.emulator:  "github.com/lambda-otel/lambda-otel/cmd/lambda-emulator",
 		bins.extension: "github.com/lambda-otel/lambda-otel/cmd/lambda-otel",
 		bins.function:  "github.com/lambda-otel/lambda-otel/examples/hello",
-	}); err != nil {
+	}, nil); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 	} else {
 		code = m.Run()
@@ -51,15 +53,6 @@ func TestMain(m *testing.M) {
 		}
 	}
 	os.Exit(code)
-}
-
-func build(targets map[string]string) error {
-	for out, pkg := range targets {
-		if b, err := exec.Command("go", "build", "-o", out, pkg).CombinedOutput(); err != nil {
-			return fmt.Errorf("building %s: %v\n%s", pkg, err, b)
-		}
-	}
-	return nil
 }
 
 // emulatorCmd runs the emulator on the built function and extension.

@@ -12,9 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/lambda-otel/lambda-otel/internal/lambdatest"
 	"github.com/lambda-otel/lambda-otel/internal/otlptest"
-	"go.uber.org/goleak"
+	"github.com/lambda-otel/lambda-otel/internal/testbin"
 )
 
 // bin is the command built once for all tests, as Lambda finds it: a file named lambda-otel.
@@ -29,10 +31,8 @@ func TestMain(m *testing.M) {
 	bin = filepath.Join(dir, "lambda-otel")
 	code := 2
 	// Built as the layer ships it: static, so start-up is measured as users get it.
-	build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+	if err := testbin.Build(map[string]string{bin: "."}, []string{"CGO_ENABLED=0"}, "-trimpath", "-ldflags=-s -w"); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 	} else {
 		code = m.Run()
 	}

@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/lambda-otel/lambda-otel/exporters"
+	"github.com/lambda-otel/lambda-otel/internal/testbin"
 )
 
 // TestExporterDelivers sends a run with the project's exporter in each OTLP/HTTP encoding,
@@ -169,28 +170,10 @@ func TestHTTP(t *testing.T) {
 	}
 }
 
-// syncBuffer is a buffer the test reads while the sink's handlers may write.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestJSONLines checks that each request becomes one line of OTLP JSON that reads back
 // with what was sent, whatever encoding it came in.
 func TestJSONLines(t *testing.T) {
-	var out syncBuffer
+	var out testbin.Buffer
 	s := start(t, Options{JSONLines: &out})
 	reqs := newFixture(t).requests()
 	send(t, exporter(t, s, exporters.HTTPProtobuf, true), reqs[:3])

@@ -1,0 +1,45 @@
+// Package testbin helps tests that run real programs: it builds them once and collects
+// their output safely across goroutines.
+package testbin
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"sync"
+)
+
+// Build compiles each package (an import path) to its output path. env is added to the
+// go command's environment, e.g. CGO_ENABLED=0 for a binary built as the layer ships it;
+// flags go before the package, e.g. -trimpath.
+func Build(targets map[string]string, env []string, flags ...string) error {
+	for out, pkg := range targets {
+		args := append(append([]string{"build"}, flags...), "-o", out, pkg)
+		cmd := exec.Command("go", args...)
+		cmd.Env = append(os.Environ(), env...)
+		if b, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("building %s: %w\n%s", pkg, err, b)
+		}
+	}
+	return nil
+}
+
+// Buffer is a bytes.Buffer that a test reads while other goroutines write to it.
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *Buffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String returns what was written so far.
+func (s *Buffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
