@@ -28,6 +28,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzLogLine$$' -fuzztime=$(FUZZTIME) ./telemetry/convert
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(FUZZTIME) ./internal/xray
 	$(GO) test -run='^$$' -fuzz='^FuzzAPI$$' -fuzztime=$(FUZZTIME) ./emulator
+	$(GO) test -run='^$$' -fuzz='^FuzzSubscribe$$' -fuzztime=$(FUZZTIME) ./emulator/delivery
 	$(GO) test -run='^$$' -fuzz='^FuzzHandler$$' -fuzztime=$(FUZZTIME) ./emulator/sink
 
 ## run: the local demo: the example function and this extension in lambda-emulator, exporting

@@ -305,9 +305,6 @@ func (e *Emulator) register(w http.ResponseWriter, r *http.Request) {
 }
 
 func (env *environment) registerLocked(name string, events []string) (*extension, int, string, string) {
-	if env.state != stateInit || env.runtime != nil {
-		return nil, http.StatusForbidden, "Extension.RegistrationClosed", "extensions register during the init phase, before the runtime starts"
-	}
 	var x *extension
 	registered := 0
 	for _, c := range env.exts {
@@ -319,10 +316,12 @@ func (env *environment) registerLocked(name string, events []string) (*extension
 		}
 	}
 	switch {
+	case x != nil && x.registered:
+		return nil, http.StatusForbidden, "Extension.InvalidExtensionState", fmt.Sprintf("extension %s is already registered", name)
+	case env.state != stateInit || env.runtime != nil:
+		return nil, http.StatusForbidden, "Extension.RegistrationClosed", "extensions register during the init phase, before the runtime starts"
 	case x == nil:
 		return nil, http.StatusForbidden, "Extension.InvalidExtensionName", fmt.Sprintf("no file named %q in the extensions directory: the name must be the executable's file name", name)
-	case x.registered:
-		return nil, http.StatusForbidden, "Extension.InvalidExtensionState", fmt.Sprintf("extension %s is already registered", name)
 	case registered >= maxExtensions:
 		return nil, http.StatusForbidden, "Extension.TooManyExtensions", fmt.Sprintf("Extension limit (%d) reached", maxExtensions)
 	}

@@ -151,7 +151,7 @@ func TestExtensionsAPI(t *testing.T) {
 	if a := p.call("PUT", "/2022-07-01/telemetry", p.withID(), sub); a.status != http.StatusForbidden || a.errorType != "Telemetry.SubscriptionClosed" {
 		t.Errorf("subscribe after init = %d %s", a.status, a.body)
 	}
-	if a := register("puppet", `{}`); a.status != http.StatusForbidden || a.errorType != "Extension.RegistrationClosed" {
+	if a := register("late", `{}`); a.status != http.StatusForbidden || a.errorType != "Extension.RegistrationClosed" {
 		t.Errorf("register after init = %d %s", a.status, a.body)
 	}
 

@@ -43,7 +43,8 @@ type Hub struct {
 	// precedes every subscription.
 	backlog        []published
 	backlogLogSize int
-	backlogDropped [2]int64 // records, bytes
+	// backlogDropped counts the log lines the backlog had no room for, by type: records, bytes.
+	backlogDropped map[string][2]int64
 	sealed         bool
 	resumed        chan struct{}
 }
@@ -59,7 +60,7 @@ func New(opts Options) *Hub {
 	ctx, cancel := context.WithCancel(context.Background())
 	resumed := make(chan struct{})
 	close(resumed)
-	return &Hub{opts: opts, ctx: ctx, cancel: cancel, subs: map[string]*subscriber{}, resumed: resumed}
+	return &Hub{opts: opts, ctx: ctx, cancel: cancel, subs: map[string]*subscriber{}, backlogDropped: map[string][2]int64{}, resumed: resumed}
 }
 
 // Subscribe handles a subscribe request of extension name through api. It returns the
@@ -122,8 +123,8 @@ func (h *Hub) Publish(ev Event) {
 func (h *Hub) keep(p published) {
 	if IsLog(p.ev.Type) {
 		if h.backlogLogSize+len(p.full) > backlogBytes {
-			h.backlogDropped[0]++
-			h.backlogDropped[1] += int64(len(p.full))
+			d := h.backlogDropped[p.ev.Type]
+			h.backlogDropped[p.ev.Type] = [2]int64{d[0] + 1, d[1] + int64(len(p.full))}
 			return
 		}
 		h.backlogLogSize += len(p.full)
@@ -271,12 +272,18 @@ func (s *subscriber) poke() {
 	}
 }
 
-func (s *subscriber) replay(backlog []published, dropped [2]int64) {
+func (s *subscriber) replay(backlog []published, dropped map[string][2]int64) {
 	s.mu.Lock()
-	s.dropped[0] += dropped[0]
-	s.dropped[1] += dropped[1]
-	s.st.DroppedRecords += dropped[0]
-	s.st.DroppedBytes += dropped[1]
+	for typ, d := range dropped {
+		// Lines of a stream the subscriber does not take were never its to lose.
+		if !s.cfg.accepts(typ) {
+			continue
+		}
+		s.dropped[0] += d[0]
+		s.dropped[1] += d[1]
+		s.st.DroppedRecords += d[0]
+		s.st.DroppedBytes += d[1]
+	}
 	s.mu.Unlock()
 	for _, p := range backlog {
 		s.enqueue(p)
