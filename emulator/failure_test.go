@@ -57,7 +57,8 @@ func TestInvocationFailures(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t, "recorder")
-			f.cfg.Timeout = 700 * time.Millisecond
+			// Long enough for the out-of-memory case to allocate on a loaded machine.
+			f.cfg.Timeout = 1500 * time.Millisecond
 			f.cfg.MemoryMB = tt.memoryMB
 			e := f.start(t)
 			first := invoke(t, e, `{"action":"ok"}`)
