@@ -63,15 +63,7 @@ func writeJSON(w http.ResponseWriter, status int, body []byte) {
 }
 
 func writeError(w http.ResponseWriter, status int, errorType, message string) {
-	writeJSON(w, status, errorDocument(errorType, message))
-}
-
-func errorDocument(errorType, message string) []byte {
-	b, _ := json.Marshal(struct {
-		ErrorMessage string `json:"errorMessage"`
-		ErrorType    string `json:"errorType"`
-	}{message, errorType})
-	return b
+	writeJSON(w, status, delivery.ErrorDocument(errorType, message))
 }
 
 var accepted = []byte(`{"status":"OK"}`)
@@ -129,10 +121,10 @@ func (e *Emulator) runtimeNext(w http.ResponseWriter, r *http.Request) {
 func invocationFor(env *environment, id string) (*invocation, int, []byte) {
 	inv := env.cur
 	if inv == nil || inv.id != id || env.state != stateInvoking {
-		return nil, http.StatusBadRequest, errorDocument("InvalidRequestID", fmt.Sprintf("request id %s is not the invocation in progress", id))
+		return nil, http.StatusBadRequest, delivery.ErrorDocument("InvalidRequestID", fmt.Sprintf("request id %s is not the invocation in progress", id))
 	}
 	if inv.answered {
-		return nil, http.StatusForbidden, errorDocument("InvalidStateTransition", fmt.Sprintf("invocation %s was already answered", id))
+		return nil, http.StatusForbidden, delivery.ErrorDocument("InvalidStateTransition", fmt.Sprintf("invocation %s was already answered", id))
 	}
 	return inv, 0, nil
 }
@@ -145,7 +137,7 @@ func (e *Emulator) runtimeResponse(w http.ResponseWriter, r *http.Request) {
 	arrived := time.Now()
 	id := r.PathValue("id")
 	if r.Header.Get(hResponseMode) == "streaming" {
-		e.refuse(w, env, id, arrived, http.StatusBadRequest, &failure{statusError, "Runtime.StreamingNotSupported",
+		env.refuse(w, id, arrived, http.StatusBadRequest, &failure{statusError, "Runtime.StreamingNotSupported",
 			"lambda-emulator does not support response streaming; send the response buffered"})
 		return
 	}
@@ -155,35 +147,33 @@ func (e *Emulator) runtimeResponse(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(body) > MaxPayloadBytes {
-		e.refuse(w, env, id, arrived, http.StatusRequestEntityTooLarge, &failure{statusError, "Function.ResponseSizeTooLarge",
+		env.refuse(w, id, arrived, http.StatusRequestEntityTooLarge, &failure{statusError, "Function.ResponseSizeTooLarge",
 			fmt.Sprintf("Response payload size exceeded maximum allowed payload size (%d bytes).", MaxPayloadBytes)})
 		return
 	}
-	env.mu.Lock()
-	defer env.mu.Unlock()
-	inv, status, answer := invocationFor(env, id)
-	if inv == nil {
-		writeJSON(w, status, answer)
-		return
-	}
-	inv.answered, inv.response, inv.answerAt, inv.answeredAt = true, body, arrived, time.Now()
-	env.notify()
-	writeJSON(w, http.StatusAccepted, accepted)
+	env.settle(w, id, arrived, func(inv *invocation) { inv.response = body }, http.StatusAccepted, accepted)
 }
 
-// refuse fails the invocation with f, which the caller receives, and answers the runtime.
-func (e *Emulator) refuse(w http.ResponseWriter, env *environment, id string, arrived time.Time, status int, f *failure) {
+// settle records the runtime's answer to invocation id (what set adds to it) and replies
+// status and reply to the runtime, or refuses when id is not the invocation in progress.
+func (env *environment) settle(w http.ResponseWriter, id string, arrived time.Time, set func(*invocation), status int, reply []byte) {
 	env.mu.Lock()
 	defer env.mu.Unlock()
-	inv, st, answer := invocationFor(env, id)
+	inv, st, refusal := invocationFor(env, id)
 	if inv == nil {
-		writeJSON(w, st, answer)
+		writeJSON(w, st, refusal)
 		return
 	}
-	inv.answered, inv.fnError, inv.answerAt, inv.answeredAt = true, f, arrived, time.Now()
-	inv.errorBody = errorDocument(f.errorType, f.message)
+	inv.answered, inv.answerAt, inv.answeredAt = true, arrived, time.Now()
+	set(inv)
 	env.notify()
-	writeError(w, status, f.errorType, f.message)
+	writeJSON(w, status, reply)
+}
+
+// refuse fails the invocation with f, which the caller receives, and tells the runtime why.
+func (env *environment) refuse(w http.ResponseWriter, id string, arrived time.Time, status int, f *failure) {
+	doc := delivery.ErrorDocument(f.errorType, f.message)
+	env.settle(w, id, arrived, func(inv *invocation) { inv.fnError, inv.errorBody = f, doc }, status, doc)
 }
 
 // errorReport reads an ErrorRequest: its type from the header, else from the body, and the
@@ -210,7 +200,7 @@ func errorReport(r *http.Request, header, fallback string) (*failure, []byte, er
 	}
 	if !isDoc {
 		f.message = string(body)
-		body = errorDocument(f.errorType, f.message)
+		body = delivery.ErrorDocument(f.errorType, f.message)
 	}
 	return f, body, nil
 }
@@ -226,16 +216,7 @@ func (e *Emulator) runtimeError(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "InvalidRequestFormat", err.Error())
 		return
 	}
-	env.mu.Lock()
-	defer env.mu.Unlock()
-	inv, status, answer := invocationFor(env, r.PathValue("id"))
-	if inv == nil {
-		writeJSON(w, status, answer)
-		return
-	}
-	inv.answered, inv.fnError, inv.errorBody, inv.answerAt, inv.answeredAt = true, f, body, arrived, time.Now()
-	env.notify()
-	writeJSON(w, http.StatusAccepted, accepted)
+	env.settle(w, r.PathValue("id"), arrived, func(inv *invocation) { inv.fnError, inv.errorBody = f, body }, http.StatusAccepted, accepted)
 }
 
 func (e *Emulator) runtimeInitError(w http.ResponseWriter, r *http.Request) {

@@ -317,12 +317,6 @@ func newUUID() string {
 	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
-func hex32() string {
-	var b [16]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
-
 func randomHex(n int) string {
 	b := make([]byte, n/2)
 	rand.Read(b)

@@ -97,7 +97,6 @@ type extension struct {
 	registered bool
 	ready      bool
 	failure    *failure
-	startedAt  time.Time
 	readyAt    time.Time
 	queue      chan []byte
 }
@@ -138,8 +137,8 @@ func (e *Emulator) newEnvironment(phase string) *environment {
 		done:     make(chan struct{}),
 		rtInvoke: make(chan *invocation, 1),
 	}
-	env.stream = time.Now().UTC().Format("2006/01/02") + "/[" + e.cfg.FunctionVersion + "]" + hex32()
-	env.hub = delivery.New(delivery.Options{OnGenerated: e.record})
+	env.stream = time.Now().UTC().Format("2006/01/02") + "/[" + e.cfg.FunctionVersion + "]" + randomHex(32)
+	env.hub = delivery.New(delivery.Options{OnGenerated: func(ev delivery.Event) { e.record(ev, ev.Encode()) }})
 	env.rtEnv, env.extEnv = e.cfg.environmentVariables(e.RuntimeAPI(), env.stream, "on-demand")
 	env.wg.Add(1)
 	go env.sampleMemory()
@@ -262,7 +261,7 @@ func (env *environment) startExtensions() *failure {
 		return &failure{statusError, "Extension.LaunchError", err.Error()}
 	}
 	for _, path := range files {
-		x := &extension{name: filepath.Base(path), path: path, queue: make(chan []byte, 2), startedAt: time.Now()}
+		x := &extension{name: filepath.Base(path), path: path, queue: make(chan []byte, 2)}
 		p, err := process.Start(process.Spec{
 			Path: path, Dir: filepath.Dir(filepath.Clean(env.cfg.ExtensionsDir)), Env: env.extEnv,
 			OnLine: func(line []byte, at time.Time) { env.logLine(delivery.TypeExtensionLog, line, at) },
@@ -352,8 +351,7 @@ func (env *environment) invoke(inv *invocation) (Record, string) {
 	if cold {
 		rec.InitDuration = env.initDuration
 	}
-	tracing := inv.trace.telemetry()
-	env.emit(delivery.TypeStart, delivery.Start{RequestID: inv.id, Version: env.cfg.FunctionVersion, Tracing: tracing})
+	env.emit(delivery.TypeStart, delivery.Start{RequestID: inv.id, Version: env.cfg.FunctionVersion, Tracing: inv.trace.telemetry()})
 	invokeEvent := env.invokeEvent(inv)
 	env.mu.Lock()
 	for _, x := range env.exts {
@@ -414,7 +412,7 @@ func (env *environment) invoke(inv *invocation) (Record, string) {
 	for _, x := range env.exts {
 		x.proc.Sync()
 	}
-	rec.Status, rec.ErrorType = statusSuccess, ""
+	rec.Status = statusSuccess
 	switch {
 	case f != nil:
 		rec.Status, rec.ErrorType = reportStatus(f), f.errorType
@@ -506,12 +504,7 @@ func (env *environment) answer(inv *invocation) *Response {
 }
 
 func errorResponse(id string, f *failure) *Response {
-	msg := f.message
-	body, _ := json.Marshal(struct {
-		ErrorType    string `json:"errorType"`
-		ErrorMessage string `json:"errorMessage"`
-	}{f.errorType, msg})
-	return &Response{RequestID: id, Payload: body, FunctionError: "Unhandled"}
+	return &Response{RequestID: id, Payload: delivery.ErrorDocument(f.errorType, f.message), FunctionError: "Unhandled"}
 }
 
 func (env *environment) invokeEvent(inv *invocation) []byte {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+
+	"github.com/lambda-otel/lambda-otel/emulator/delivery"
 )
 
 // InvokePath is the invoke endpoint of the Runtime Interface Emulator, which tools and
@@ -28,7 +30,7 @@ func (e *Emulator) InvokeHandler() http.Handler {
 
 func invokeError(w http.ResponseWriter, status int, errorType, message string) {
 	w.Header().Set("X-Amzn-ErrorType", errorType)
-	writeJSON(w, status, errorDocument(errorType, message))
+	writeJSON(w, status, delivery.ErrorDocument(errorType, message))
 }
 
 func (e *Emulator) serveInvoke(w http.ResponseWriter, r *http.Request) {

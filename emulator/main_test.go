@@ -5,14 +5,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-
-	"go.uber.org/goleak"
 
 	"github.com/lambda-otel/lambda-otel/internal/testbin"
 )
@@ -20,37 +17,18 @@ import (
 // bins holds the programs the tests run: the example function and the recording extension,
 // built once.
 var bins struct {
-	dir      string
-	hello    string
-	recorder string
+	hello, recorder string
 }
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "emulator-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	bins.dir = dir
-	bins.hello = filepath.Join(dir, "hello")
-	bins.recorder = filepath.Join(dir, "recorder")
-	if err := testbin.Build(map[string]string{
-		bins.hello:    "github.com/lambda-otel/lambda-otel/examples/hello",
-		bins.recorder: "github.com/lambda-otel/lambda-otel/emulator/internal/recorder",
-	}, nil); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "goleak:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
+	os.Exit(testbin.Main(m, func(dir string) error {
+		bins.hello = filepath.Join(dir, "hello")
+		bins.recorder = filepath.Join(dir, "recorder")
+		return testbin.Build(map[string]string{
+			bins.hello:    "github.com/lambda-otel/lambda-otel/examples/hello",
+			bins.recorder: "github.com/lambda-otel/lambda-otel/emulator/internal/recorder",
+		}, nil)
+	}))
 }
 
 // fixture is a function directory with the example function as its bootstrap and

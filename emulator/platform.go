@@ -18,8 +18,7 @@ func (env *environment) emit(typ string, record any) {
 func (env *environment) publish(ev delivery.Event) {
 	env.emitMu.Lock()
 	defer env.emitMu.Unlock()
-	env.e.record(ev)
-	env.hub.Publish(ev)
+	env.e.record(ev, env.hub.Publish(ev))
 }
 
 // logLine turns a line a process wrote into a function or extension event. With the JSON
@@ -32,12 +31,12 @@ func (env *environment) logLine(typ string, line []byte, at time.Time) {
 	env.publish(delivery.Event{Time: at, Type: typ, Record: l})
 }
 
-// record writes ev to --events-out and echoes it as CloudWatch would show it.
-func (e *Emulator) record(ev delivery.Event) {
+// record writes ev, encoded as full, to --events-out and echoes it as CloudWatch would show it.
+func (e *Emulator) record(ev delivery.Event, full []byte) {
 	e.outMu.Lock()
 	defer e.outMu.Unlock()
 	if e.cfg.EventsOut != nil && !delivery.LogsOnly(ev.Type) {
-		e.cfg.EventsOut.Write(append(ev.Encode(), '\n'))
+		e.cfg.EventsOut.Write(append(full, '\n'))
 	}
 	if line := e.cloudWatchLine(ev); line != "" {
 		fmt.Fprintln(e.cfg.Log, line)

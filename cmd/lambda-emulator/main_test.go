@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -17,7 +16,6 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/plog"
-	"go.uber.org/goleak"
 
 	"github.com/lambda-otel/lambda-otel/internal/otlptest"
 	"github.com/lambda-otel/lambda-otel/internal/testbin"
@@ -27,32 +25,16 @@ import (
 var bins struct{ emulator, extension, function string }
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "lambda-emulator-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
-	}
-	bins.emulator = filepath.Join(dir, "lambda-emulator")
-	bins.extension = filepath.Join(dir, "opt", "extensions", "lambda-otel")
-	bins.function = filepath.Join(dir, "task", "bootstrap")
-	code := 2
-	if err := testbin.Build(map[string]string{
-		bins.emulator:  "github.com/lambda-otel/lambda-otel/cmd/lambda-emulator",
-		bins.extension: "github.com/lambda-otel/lambda-otel/cmd/lambda-otel",
-		bins.function:  "github.com/lambda-otel/lambda-otel/examples/hello",
-	}, nil); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-	} else {
-		code = m.Run()
-	}
-	os.RemoveAll(dir)
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			code = 1
-		}
-	}
-	os.Exit(code)
+	os.Exit(testbin.Main(m, func(dir string) error {
+		bins.emulator = filepath.Join(dir, "lambda-emulator")
+		bins.extension = filepath.Join(dir, "opt", "extensions", "lambda-otel")
+		bins.function = filepath.Join(dir, "task", "bootstrap")
+		return testbin.Build(map[string]string{
+			bins.emulator:  "github.com/lambda-otel/lambda-otel/cmd/lambda-emulator",
+			bins.extension: "github.com/lambda-otel/lambda-otel/cmd/lambda-otel",
+			bins.function:  "github.com/lambda-otel/lambda-otel/examples/hello",
+		}, nil)
+	}))
 }
 
 // emulatorCmd runs the emulator on the built function and extension.

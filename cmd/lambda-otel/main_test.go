@@ -12,8 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/lambda-otel/lambda-otel/internal/lambdatest"
 	"github.com/lambda-otel/lambda-otel/internal/otlptest"
 	"github.com/lambda-otel/lambda-otel/internal/testbin"
@@ -23,27 +21,11 @@ import (
 var bin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "lambda-otel-test")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
-	}
-	bin = filepath.Join(dir, "lambda-otel")
-	code := 2
-	// Built as the layer ships it: static, so start-up is measured as users get it.
-	if err := testbin.Build(map[string]string{bin: "."}, []string{"CGO_ENABLED=0"}, "-trimpath", "-ldflags=-s -w"); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-	} else {
-		code = m.Run()
-	}
-	os.RemoveAll(dir)
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			code = 1
-		}
-	}
-	os.Exit(code)
+	os.Exit(testbin.Main(m, func(dir string) error {
+		bin = filepath.Join(dir, "lambda-otel")
+		// Built as the layer ships it: static, so start-up is measured as users get it.
+		return testbin.Build(map[string]string{bin: "."}, []string{"CGO_ENABLED=0"}, "-trimpath", "-ldflags=-s -w")
+	}))
 }
 
 // TestBinary runs the real extension binary through a whole lifecycle against the fake API:

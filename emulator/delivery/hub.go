@@ -69,7 +69,7 @@ func (h *Hub) Subscribe(api API, name string, body []byte) (int, []byte, *Event)
 	prefix := api.errorPrefix()
 	cfg, problems := validate(api, body)
 	if len(problems) > 0 {
-		return http.StatusBadRequest, errorBody(prefix+"ValidationError", strings.Join(problems, "; ")), nil
+		return http.StatusBadRequest, ErrorDocument(prefix+"ValidationError", strings.Join(problems, "; ")), nil
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -78,11 +78,11 @@ func (h *Hub) Subscribe(api API, name string, body []byte) (int, []byte, *Event)
 		if api == Logs {
 			closedType = "Logs.SubscriptionClosed"
 		}
-		return http.StatusForbidden, errorBody(closedType, api.String()+" subscriptions are accepted only during the init phase"), nil
+		return http.StatusForbidden, ErrorDocument(closedType, api.String()+" subscriptions are accepted only during the init phase"), nil
 	}
 	if s, ok := h.subs[name]; ok {
 		if s.config().api != api {
-			return http.StatusBadRequest, errorBody(prefix+"ValidationError",
+			return http.StatusBadRequest, ErrorDocument(prefix+"ValidationError",
 				fmt.Sprintf("extension %s is already subscribed to the %s; the Telemetry and Logs APIs exclude each other", name, s.config().api)), nil
 		}
 		// Subscriptions are idempotent: a repeat replaces the settings and keeps the queue.
@@ -102,8 +102,9 @@ func (h *Hub) Subscribe(api API, name string, body []byte) (int, []byte, *Event)
 	return http.StatusOK, []byte(`"OK"`), ev
 }
 
-// Publish passes ev to every subscriber that takes it.
-func (h *Hub) Publish(ev Event) {
+// Publish passes ev to every subscriber that takes it. It returns ev's encoding, so that a
+// caller recording the stream does not encode each event a second time.
+func (h *Hub) Publish(ev Event) []byte {
 	p := published{ev: ev, full: ev.Encode()}
 	if l, ok := ev.Record.(Line); ok && l.Object != nil {
 		p.text = ev.encodeText()
@@ -118,6 +119,7 @@ func (h *Hub) Publish(ev Event) {
 	for _, s := range h.subs {
 		s.enqueue(p)
 	}
+	return p.full
 }
 
 func (h *Hub) keep(p published) {
@@ -454,9 +456,18 @@ func (s *subscriber) send(batch [][]byte) error {
 	if cfg.protocol == "TCP" {
 		return s.sendTCP(cfg.addr, batch)
 	}
-	body := make([]byte, 0, 2+len(batch)*128)
-	body = append(body, '[')
-	body = append(body, bytes.Join(batch, []byte{','})...)
+	size := 2
+	for _, ev := range batch {
+		size += len(ev) + 1
+	}
+	body := make([]byte, 1, size)
+	body[0] = '['
+	for i, ev := range batch {
+		if i > 0 {
+			body = append(body, ',')
+		}
+		body = append(body, ev...)
+	}
 	body = append(body, ']')
 	req, err := http.NewRequestWithContext(s.h.ctx, http.MethodPost, cfg.url, bytes.NewReader(body))
 	if err != nil {

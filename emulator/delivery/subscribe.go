@@ -215,8 +215,8 @@ func insideSandbox(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// errorBody is the APIs' error answer.
-func errorBody(errorType, message string) []byte {
+// ErrorDocument is the Lambda APIs' error answer, {"errorType","errorMessage"}.
+func ErrorDocument(errorType, message string) []byte {
 	b, _ := json.Marshal(struct {
 		ErrorType    string `json:"errorType"`
 		ErrorMessage string `json:"errorMessage"`

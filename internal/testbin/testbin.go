@@ -1,5 +1,5 @@
-// Package testbin helps tests that run real programs: it builds them once and collects
-// their output safely across goroutines.
+// Package testbin helps tests that run real programs: it builds them once per test binary
+// and collects their output safely across goroutines.
 package testbin
 
 import (
@@ -8,7 +8,34 @@ import (
 	"os"
 	"os/exec"
 	"sync"
+	"testing"
+
+	"go.uber.org/goleak"
 )
+
+// Main runs a package's tests with programs built once for all of them: build builds them
+// into a temporary directory, removed afterwards. A passing run is also checked for leaked
+// goroutines. It returns the exit code for os.Exit.
+func Main(m *testing.M, build func(dir string) error) int {
+	dir, err := os.MkdirTemp("", "testbin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	defer os.RemoveAll(dir)
+	if err := build(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	code := m.Run()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			return 1
+		}
+	}
+	return code
+}
 
 // Build compiles each package (an import path) to its output path. env is added to the
 // go command's environment, e.g. CGO_ENABLED=0 for a binary built as the layer ships it;
