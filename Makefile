@@ -3,7 +3,7 @@ GO       ?= go
 BIN      := bin
 FUZZTIME ?= 10s
 
-.PHONY: build test lint fuzz run bench clean
+.PHONY: build test lint fuzz run run-otlp demo-programs layer bench clean
 
 ## build: compile every command into bin/
 build:
@@ -31,18 +31,19 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzSubscribe$$' -fuzztime=$(FUZZTIME) ./emulator/delivery
 	$(GO) test -run='^$$' -fuzz='^FuzzHandler$$' -fuzztime=$(FUZZTIME) ./emulator/sink
 
-## run: the local demo: the example function and this extension in lambda-emulator, exporting
-## to the emulator's embedded OTLP sink, which prints what it received (OTLP JSON in bin/demo/otlp.jsonl)
-DEMO := $(BIN)/demo
-run:
-	$(GO) build -o $(BIN)/ ./cmd/...
-	rm -rf $(DEMO) && mkdir -p $(DEMO)/task $(DEMO)/opt/extensions
-	$(GO) build -o $(DEMO)/task/bootstrap ./examples/hello
-	cp $(BIN)/lambda-otel $(DEMO)/opt/extensions/lambda-otel
-	$(BIN)/lambda-emulator --extensions-dir $(DEMO)/opt/extensions --task-dir $(DEMO)/task --function-name hello \
-		--invoke '{"action":"ok","message":"first"}' --invoke '{"action":"ok","message":"second"}' \
-		--invoke '{"action":"error"}' --invoke '{"action":"ok","message":"last"}' \
-		--otlp-out $(DEMO)/otlp.jsonl --events-out $(DEMO)/events.jsonl
+## run: the local demo: the example function and this extension in lambda-emulator (a cold start,
+## four invocations, one failing, three calling a service on loopback, and a shutdown), exporting to
+## the emulator's embedded OTLP sink, which prints what it received (OTLP JSON in bin/demo/otlp.jsonl)
+run: demo-programs
+	$(GO) run ./examples/demo -bin $(BIN) -out $(BIN)/demo
+
+## run-otlp: the same run exporting to your backend, set by the usual variables, e.g.
+## make run-otlp OTEL_EXPORTER_OTLP_ENDPOINT=https://otlp.example.com OTEL_EXPORTER_OTLP_HEADERS=x-api-key=...
+run-otlp: demo-programs
+	$(GO) run ./examples/demo -bin $(BIN) -out $(BIN)/demo -external
+
+demo-programs:
+	$(GO) build -o $(BIN)/ ./cmd/... ./examples/hello
 
 ## bench: the hot-path benchmarks, 6 runs each, summarised by benchstat (see bench/RESULTS.md)
 bench:

@@ -121,7 +121,7 @@ func buildTraces(td ptrace.Traces, ld plog.Logs) ([]trace, []plog.LogRecord) {
 		for _, sl := range rl.ScopeLogs().All() {
 			for _, lr := range sl.LogRecords().All() {
 				if n := byKey[spanKey{lr.TraceID(), lr.SpanID()}]; n != nil && !lr.SpanID().IsEmpty() {
-					n.inner = append(n.inner, entry{at: logTime(lr), log: lr})
+					n.inner = append(n.inner, entry{at: orderTime(lr), log: lr})
 				} else {
 					loose = append(loose, lr)
 				}
@@ -131,7 +131,7 @@ func buildTraces(td ptrace.Traces, ld plog.Logs) ([]trace, []plog.LogRecord) {
 	for _, n := range nodes {
 		slices.SortStableFunc(n.inner, func(a, b entry) int { return cmp.Compare(a.at, b.at) })
 	}
-	slices.SortStableFunc(loose, func(a, b plog.LogRecord) int { return cmp.Compare(logTime(a), logTime(b)) })
+	slices.SortStableFunc(loose, func(a, b plog.LogRecord) int { return cmp.Compare(orderTime(a), orderTime(b)) })
 
 	var traces []trace
 	index := map[pcommon.TraceID]int{}
@@ -284,6 +284,14 @@ func clock(t pcommon.Timestamp) string {
 // logTime is when a log record's event happened or, failing that, was observed.
 func logTime(lr plog.LogRecord) pcommon.Timestamp {
 	return cmp.Or(lr.Timestamp(), lr.ObservedTimestamp())
+}
+
+// orderTime places a record in the tree. The observed time comes first because it is the
+// platform's, in stream order at millisecond resolution: a JSON line's own sub-millisecond
+// time would otherwise sort it after a platform event of the same millisecond that
+// followed it.
+func orderTime(lr plog.LogRecord) pcommon.Timestamp {
+	return cmp.Or(lr.ObservedTimestamp(), lr.Timestamp())
 }
 
 // severity is the record's severity text or, without one, the name of its number: INFO

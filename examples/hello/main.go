@@ -31,6 +31,10 @@ const (
 // error rather than as a function timeout.
 const downstreamTimeout = 2 * time.Second
 
+// traceKey is the context key under which aws-lambda-go stores the invocation's
+// X-Amzn-Trace-Id header value.
+const traceKey = "x-amzn-trace-id"
+
 // actions lists the valid values of Event.Action, for the unknown-action error.
 var actions = []string{"ok", "error", "sleep", "hang", "crash", "oom", "flood"}
 
@@ -238,6 +242,10 @@ func (f *function) get(ctx context.Context, url string) (int, time.Duration, err
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return 0, 0, fmt.Errorf("building request: %w", err)
+	}
+	// Forwarding the invocation's X-Ray header lets the downstream join the same trace.
+	if trace, ok := ctx.Value(traceKey).(string); ok && trace != "" {
+		req.Header.Set("X-Amzn-Trace-Id", trace)
 	}
 	resp, err := f.http.Do(req)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -220,5 +221,22 @@ func TestAnnounce(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(lines[1]), &rec); err != nil || rec.Level != "INFO" || rec.Msg != "hello: init" {
 		t.Errorf("JSON init line %q: %+v, %v", lines[1], rec, err)
+	}
+}
+
+func TestDownstreamCallCarriesTheTraceHeader(t *testing.T) {
+	const header = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+	got := make(chan string, 1)
+	downstream := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Get("X-Amzn-Trace-Id")
+	}))
+	defer downstream.Close()
+	ctx := context.WithValue(t.Context(), traceKey, header)
+	status, _, err := newFunction(io.Discard).get(ctx, downstream.URL)
+	if err != nil || status != http.StatusOK {
+		t.Fatalf("get = %d, %v", status, err)
+	}
+	if h := <-got; h != header {
+		t.Errorf("X-Amzn-Trace-Id = %q, want %q", h, header)
 	}
 }

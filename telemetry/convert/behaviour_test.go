@@ -166,6 +166,8 @@ func TestParseTextLine(t *testing.T) {
 		{"FATAL boom", "FATAL", "", plog.SeverityNumberFatal},
 		{"info is lower case prose", "", "", 0},
 		{"2024/10/27 19:17:45 go log line", "", "", 0},
+		{`2024/10/27 19:17:45 {"errorMessage":"payment declined","errorType":"PaymentDeclinedError"}`, "ERROR", "", plog.SeverityNumberError},
+		{`{"errorMessage":"not after a time"}`, "", "", 0},
 		{"[not a level] text", "", "", 0},
 		{"", "", "", 0},
 		{"   ", "", "", 0},

@@ -71,6 +71,7 @@ type linePrefix struct {
 //	2024-10-27 19:17:45 79b4f56e-95b1-4643-9700-2807f4e68189 INFO  Handler - msg   (Java log4j2)
 //	2024-10-27T19:17:45.586Z	79b4f56e-95b1-4643-9700-2807f4e68189	info	msg   (.NET)
 //	time=2024-10-27T19:17:45.586Z level=WARN msg=...   (Go log/slog text handler)
+//	2024/10/27 19:17:45 {"errorMessage":"...","errorType":"..."}   (aws-lambda-go, a failed invocation: ERROR)
 //	ERROR: msg, WARN msg   (plain words)
 //
 // A line in none of these shapes gets no level, rather than a guess.
@@ -113,6 +114,12 @@ func parseTextLine(s string) linePrefix {
 	if looksLikeRequestID(tok) {
 		tl.requestID, prefixed = tok, true
 		tok, _ = nextToken(rest)
+	}
+	if prefixed && strings.HasPrefix(tok, `{"errorMessage":`) {
+		// aws-lambda-go logs a failed invocation's error document after a log package
+		// time; it carries no level word, but it is the invocation's error.
+		tl.level, tl.severity = "ERROR", plog.SeverityNumberError
+		return tl
 	}
 	word := strings.TrimSuffix(tok, ":")
 	if sev, ok := levelSeverity(word, !prefixed); ok {
