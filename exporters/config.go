@@ -81,10 +81,28 @@ func LoadConfig(lookup func(string) (string, bool)) (Config, error) {
 	}
 	for _, sig := range Signals {
 		t, err := loadTarget(get, sig)
-		errs = append(errs, err)
+		errs = appendUnique(errs, err)
 		c.OTLP[sig] = t
 	}
 	return c, errors.Join(errs...)
+}
+
+// appendUnique adds the errors err joins that errs does not hold yet: a bad
+// OTEL_EXPORTER_OTLP_X is read once per signal and must be reported once.
+func appendUnique(errs []error, err error) []error {
+	if err == nil {
+		return errs
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range j.Unwrap() {
+			errs = appendUnique(errs, e)
+		}
+		return errs
+	}
+	if slices.ContainsFunc(errs, func(e error) bool { return e.Error() == err.Error() }) {
+		return errs
+	}
+	return append(errs, err)
 }
 
 func parseExporters(s string) ([]string, error) {
@@ -147,7 +165,7 @@ func loadTarget(get func(string) (string, bool), sig Signal) (Target, error) {
 	}
 	u, err := targetURL(endpoint, t.Protocol, sig, perSignal, insecure)
 	if err != nil {
-		errs = append(errs, fmt.Errorf("%s=%q is not valid: %w; %s is not exported", name, endpoint, err, sig))
+		errs = append(errs, fmt.Errorf("%s=%q is not valid: %w; nothing is exported to it", name, endpoint, err))
 	}
 	t.URL = u
 

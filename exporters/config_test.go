@@ -4,9 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -115,6 +119,9 @@ func TestLoadConfigBadValues(t *testing.T) {
 				t.Errorf("%v: error lacks %q: %v", tt.env, w, err)
 			}
 		}
+		if lines := strings.Split(err.Error(), "\n"); len(slices.Compact(slices.Clone(lines))) != len(lines) || len(lines) != 1 {
+			t.Errorf("%v: want the problem reported once, got %d lines: %v", tt.env, len(lines), err)
+		}
 		if strings.Contains(err.Error(), "topsecret") {
 			t.Errorf("a header value leaked into the error: %v", err)
 		}
@@ -183,5 +190,35 @@ func TestQueueBound(t *testing.T) {
 	}
 	if got[OutcomeQueueFull] != 5 || got[OutcomeExported] != 10 {
 		t.Errorf("counts %v; want 5 dropped as queue_full and 10 exported", got)
+	}
+}
+
+// Drops are logged once per exporter, signal and reason for each operation, with the
+// items summed, however many requests they came in.
+func TestQueueLogsDropsOnce(t *testing.T) {
+	var log bytes.Buffer
+	reqs := sample()
+	q := NewQueue([]Exporter{NewConsole(io.Discard)}, 1<<20, slog.New(slog.NewJSONHandler(&log, nil)))
+	q.Add(reqs[Logs], reqs[Logs], reqs[Logs], reqs[Traces])
+	q.DropPending(OutcomeShutdown)
+	var lines []map[string]any
+	for line := range strings.Lines(log.String()) {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatal(err)
+		}
+		lines = append(lines, m)
+	}
+	want := []struct {
+		signal string
+		items  int
+	}{{"logs", 3 * reqs[Logs].Items()}, {"traces", reqs[Traces].Items()}}
+	if len(lines) != len(want) {
+		t.Fatalf("%d lines, want one per signal:\n%s", len(lines), log.String())
+	}
+	for i, w := range want {
+		if lines[i]["signal"] != w.signal || lines[i]["items"] != float64(w.items) || lines[i]["reason"] != OutcomeShutdown {
+			t.Errorf("line %d = %v, want %d %s items dropped at shutdown", i, lines[i], w.items, w.signal)
+		}
 	}
 }

@@ -148,7 +148,7 @@ func (e *OTLP) Export(ctx context.Context, r Request) Result {
 			continue
 		}
 		outOfBudget := func() Result {
-			return Result{Retryable: true, Err: fmt.Errorf("sending %s to %s: %w after %d attempts; last: %w", r.Signal(), s.URL, ErrBudget, n, a.err)}
+			return Result{Retryable: true, Err: fmt.Errorf("%w after %d attempts; last: %w", ErrBudget, n, a.err)}
 		}
 		wait := max(a.retryAfter, jitter(backoff))
 		backoff = min(2*backoff, maxBackoff)
@@ -222,7 +222,7 @@ func (s *sender) try(ctx context.Context, r Request, body []byte) attempt {
 	defer resp.Body.Close()
 	respBody, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
 	if err != nil {
-		err = fmt.Errorf("reading the answer to %s: %w", r.Signal(), err)
+		err = fmt.Errorf("reading the answer to %s from %s: %w", r.Signal(), s.URL, err)
 		return attempt{retry: true, err: err, result: Result{Retryable: true, Err: err}}
 	}
 	if s.Protocol == GRPC {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 )
@@ -31,6 +32,9 @@ type Queue struct {
 	maxBytes int
 	outs     []*outbox
 	counts   map[Count]uint64
+	// dropped holds the drops not yet logged: each operation logs one line per exporter,
+	// signal and reason, however many requests it dropped.
+	dropped map[Count]uint64
 }
 
 type outbox struct {
@@ -47,7 +51,7 @@ type queued struct {
 // NewQueue returns a queue in front of exps, holding at most maxBytes of protobuf per
 // exporter.
 func NewQueue(exps []Exporter, maxBytes int, log *slog.Logger) *Queue {
-	q := &Queue{log: log, maxBytes: maxBytes, counts: map[Count]uint64{}}
+	q := &Queue{log: log, maxBytes: maxBytes, counts: map[Count]uint64{}, dropped: map[Count]uint64{}}
 	for _, e := range exps {
 		q.outs = append(q.outs, &outbox{exp: e})
 	}
@@ -57,6 +61,7 @@ func NewQueue(exps []Exporter, maxBytes int, log *slog.Logger) *Queue {
 // Add queues requests for every exporter. When an exporter's queue is over its bound, its
 // oldest requests are dropped and counted.
 func (q *Queue) Add(reqs ...Request) {
+	defer q.logDropped()
 	for _, r := range reqs {
 		if r.Items() == 0 {
 			continue
@@ -88,6 +93,7 @@ func (q *Queue) Pending() bool {
 // destination is unavailable keeps its requests for the next flush; the others carry on.
 // The returned error joins the reasons items were not delivered.
 func (q *Queue) Flush(ctx context.Context) error {
+	defer q.logDropped()
 	var errs []error
 	for _, o := range q.outs {
 		for len(o.pending) > 0 {
@@ -112,6 +118,7 @@ func (q *Queue) Flush(ctx context.Context) error {
 // DropPending counts everything still queued as dropped with outcome, at shutdown, and
 // empties the queue.
 func (q *Queue) DropPending(outcome string) {
+	defer q.logDropped()
 	for _, o := range q.outs {
 		for _, p := range o.pending {
 			q.count(o, p.req, outcome, p.req.Items())
@@ -127,9 +134,7 @@ func (q *Queue) Counts() []Count {
 		k.Items = n
 		out = append(out, k)
 	}
-	slices.SortFunc(out, func(a, b Count) int {
-		return cmp.Or(strings.Compare(a.Exporter, b.Exporter), strings.Compare(a.Signal, b.Signal), strings.Compare(a.Outcome, b.Outcome))
-	})
+	slices.SortFunc(out, compareCounts)
 	return out
 }
 
@@ -137,10 +142,25 @@ func (q *Queue) count(o *outbox, r Request, outcome string, n int) {
 	if n <= 0 {
 		return
 	}
-	q.counts[Count{Exporter: o.exp.Name(), Signal: r.Signal().String(), Outcome: outcome}] += uint64(n)
-	if outcome != OutcomeExported && q.log != nil {
-		q.log.Warn("telemetry dropped", "exporter", o.exp.Name(), "signal", r.Signal().String(), "items", n, "reason", outcome)
+	k := Count{Exporter: o.exp.Name(), Signal: r.Signal().String(), Outcome: outcome}
+	q.counts[k] += uint64(n)
+	if outcome != OutcomeExported {
+		q.dropped[k] += uint64(n)
 	}
+}
+
+// logDropped logs the drops counted since it last ran, in a stable order.
+func (q *Queue) logDropped() {
+	for _, k := range slices.SortedFunc(maps.Keys(q.dropped), compareCounts) {
+		if q.log != nil {
+			q.log.Warn("telemetry dropped", "exporter", k.Exporter, "signal", k.Signal, "items", q.dropped[k], "reason", k.Outcome)
+		}
+		delete(q.dropped, k)
+	}
+}
+
+func compareCounts(a, b Count) int {
+	return cmp.Or(strings.Compare(a.Exporter, b.Exporter), strings.Compare(a.Signal, b.Signal), strings.Compare(a.Outcome, b.Outcome))
 }
 
 // Close closes every exporter.
