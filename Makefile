@@ -51,5 +51,10 @@ bench:
 	$(GO) test -run='^$$' -bench=. -benchmem -count=6 ./telemetry ./telemetry/convert ./cmd/lambda-otel ./emulator | tee $(BIN)/bench.txt
 	$(GO) tool benchstat $(BIN)/bench.txt
 
+## layer: the layer zips dist/lambda-otel-x86_64.zip and dist/lambda-otel-arm64.zip, checked, with
+## their sizes and digests (see layer/README.md)
+layer:
+	$(GO) run ./layer/mklayer -out dist
+
 clean:
 	rm -rf $(BIN) dist
