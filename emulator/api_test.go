@@ -183,3 +183,28 @@ func TestExtensionsAPI(t *testing.T) {
 		t.Errorf("SHUTDOWN = %s, killed %v", sd.body, rep.Killed)
 	}
 }
+
+// The invoke endpoint answers on the emulator's path and on the function's own, including
+// for a function named "function", whose own path is the emulator's.
+func TestInvokePaths(t *testing.T) {
+	for _, name := range []string{"function", "hello-fn"} {
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t)
+			f.cfg.FunctionName = name
+			h := f.start(t).InvokeHandler()
+			for path, want := range map[string]int{
+				InvokePath: http.StatusNoContent,
+				"/2015-03-31/functions/" + name + "/invocations": http.StatusNoContent,
+				"/2015-03-31/functions/other/invocations":        http.StatusNotFound,
+			} {
+				req := httptest.NewRequest(http.MethodPost, path, strings.NewReader("{}"))
+				req.Header.Set("X-Amz-Invocation-Type", "DryRun")
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, req)
+				if rec.Code != want {
+					t.Errorf("POST %s: %d, want %d", path, rec.Code, want)
+				}
+			}
+		})
+	}
+}

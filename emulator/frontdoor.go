@@ -21,7 +21,10 @@ const InvokePath = "/2015-03-31/functions/function/invocations"
 func (e *Emulator) InvokeHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+InvokePath, e.serveInvoke)
-	mux.HandleFunc("POST /2015-03-31/functions/"+e.cfg.FunctionName+"/invocations", e.serveInvoke)
+	// A function named "function" has InvokePath as its own path, which may be registered once.
+	if named := "/2015-03-31/functions/" + e.cfg.FunctionName + "/invocations"; named != InvokePath {
+		mux.HandleFunc("POST "+named, e.serveInvoke)
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		invokeError(w, http.StatusNotFound, "ResourceNotFoundException", fmt.Sprintf("%s %s: the function is invoked with POST %s", r.Method, r.URL.Path, InvokePath))
 	})
