@@ -7,6 +7,7 @@ package exporters
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 // Exporter sends requests to one destination.
@@ -30,6 +31,10 @@ type Result struct {
 	// deadline came first, or the destination is unreachable or overloaded. The caller
 	// keeps the request for its next flush.
 	Retryable bool
+	// RetryAfter, for a Retryable result, is how long the destination asked to be left
+	// alone (Retry-After, gRPC RetryInfo), 0 when it did not say: a later flush should not
+	// try sooner.
+	RetryAfter time.Duration
 	// Err says why not every item was accepted; nil on full success.
 	Err error
 }

@@ -148,7 +148,7 @@ func (e *OTLP) Export(ctx context.Context, r Request) Result {
 			continue
 		}
 		outOfBudget := func() Result {
-			return Result{Retryable: true, Err: fmt.Errorf("%w after %d attempts; last: %w", ErrBudget, n, a.err)}
+			return Result{Retryable: true, RetryAfter: a.retryAfter, Err: fmt.Errorf("%w after %d attempts; last: %w", ErrBudget, n, a.err)}
 		}
 		wait := max(a.retryAfter, jitter(backoff))
 		backoff = min(2*backoff, maxBackoff)

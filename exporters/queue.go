@@ -8,6 +8,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Outcomes of items, as counted by Queue.
@@ -35,6 +36,8 @@ type Queue struct {
 	// dropped holds the drops not yet logged: each operation logs one line per exporter,
 	// signal and reason, however many requests it dropped.
 	dropped map[Count]uint64
+	// retryAfter is the longest wait a destination asked for during the last Flush.
+	retryAfter time.Duration
 }
 
 type outbox struct {
@@ -58,22 +61,26 @@ func NewQueue(exps []Exporter, maxBytes int, log *slog.Logger) *Queue {
 	return q
 }
 
-// Add queues requests for every exporter. When an exporter's queue is over its bound, its
+// Add queues requests for every exporter; they are the queue's from then on. A request
+// over maxRequestBytes is cut into pieces within it, since a destination refuses an
+// oversized request whole and for good. When an exporter's queue is over its bound, its
 // oldest requests are dropped and counted.
 func (q *Queue) Add(reqs ...Request) {
 	defer q.logDropped()
-	for _, r := range reqs {
-		if r.Items() == 0 {
+	for _, whole := range reqs {
+		if whole.Items() == 0 {
 			continue
 		}
-		size := r.Size()
-		for _, o := range q.outs {
-			o.pending = append(o.pending, queued{req: r, size: size})
-			o.bytes += size
-			for o.bytes > q.maxBytes && len(o.pending) > 1 {
-				q.count(o, o.pending[0].req, OutcomeQueueFull, o.pending[0].req.Items())
-				o.bytes -= o.pending[0].size
-				o.pending = slices.Delete(o.pending, 0, 1)
+		for _, r := range whole.split(maxRequestBytes) {
+			size := r.Size()
+			for _, o := range q.outs {
+				o.pending = append(o.pending, queued{req: r, size: size})
+				o.bytes += size
+				for o.bytes > q.maxBytes && len(o.pending) > 1 {
+					q.count(o, o.pending[0].req, OutcomeQueueFull, o.pending[0].req.Items())
+					o.bytes -= o.pending[0].size
+					o.pending = slices.Delete(o.pending, 0, 1)
+				}
 			}
 		}
 	}
@@ -94,12 +101,15 @@ func (q *Queue) Pending() bool {
 // The returned error joins the reasons items were not delivered.
 func (q *Queue) Flush(ctx context.Context) error {
 	defer q.logDropped()
+	q.retryAfter = 0
 	var errs []error
 	for _, o := range q.outs {
 		for len(o.pending) > 0 {
+			o.coalesce()
 			head := o.pending[0]
 			res := o.exp.Export(ctx, head.req)
 			if res.Retryable {
+				q.retryAfter = max(q.retryAfter, res.RetryAfter)
 				errs = append(errs, res.Err)
 				break
 			}
@@ -114,6 +124,48 @@ func (q *Queue) Flush(ctx context.Context) error {
 	}
 	return errors.Join(errs...)
 }
+
+// coalesce merges the head request with the later ones of its signal, in order, up to
+// maxRequestBytes, so that what piled up while a destination was away or slow goes in few
+// round trips: one per signal rather than one per flush, which a slow backend could not
+// take within the shutdown deadline. The merged request replaces its parts, so a retry
+// sends the same request again.
+func (o *outbox) coalesce() {
+	head := o.pending[0]
+	parts := []Request{head.req}
+	taken := make([]bool, len(o.pending))
+	size := head.size
+	for i := 1; i < len(o.pending); i++ {
+		p := o.pending[i]
+		if p.req.Signal() != head.req.Signal() {
+			continue
+		}
+		if size+p.size > maxRequestBytes {
+			break
+		}
+		parts = append(parts, p.req)
+		taken[i] = true
+		size += p.size
+	}
+	if len(parts) == 1 {
+		return
+	}
+	merged := merge(parts)
+	mq := queued{req: merged, size: merged.Size()}
+	kept := make([]queued, 0, len(o.pending)-len(parts)+1)
+	kept = append(kept, mq)
+	for i, p := range o.pending[1:] {
+		if !taken[i+1] {
+			kept = append(kept, p)
+		}
+	}
+	o.bytes += mq.size - size
+	o.pending = kept
+}
+
+// RetryAfter is the longest a destination asked, during the last Flush, to be left alone
+// for; 0 when none did.
+func (q *Queue) RetryAfter() time.Duration { return q.retryAfter }
 
 // DropPending counts everything still queued as dropped with outcome, at shutdown, and
 // empties the queue.

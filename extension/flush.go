@@ -26,6 +26,18 @@ const (
 	closeMargin = 30 * time.Millisecond
 )
 
+// Backing off from an unavailable destination. A flush that leaves data behind for a
+// reason that may pass (the backend down, overloaded or slower than the budget) has spent
+// its whole budget, and every flush during the outage would spend it again, adding up to
+// LAMBDA_OTEL_FLUSH_TIMEOUT_MS to every invocation. So after such a flush the flushes
+// during invocations only queue what they convert, until a backoff has passed; the next
+// flush is then a probe, and the backoff doubles while probes fail. SHUTDOWN always
+// exports, whatever the backoff.
+const (
+	minFlushBackoff = time.Second
+	maxFlushBackoff = time.Minute
+)
+
 // flusher decides when to flush and does it. It is used from the event loop only.
 type flusher struct {
 	cfg   Flush
@@ -37,6 +49,25 @@ type flusher struct {
 	lastInvoke time.Time
 	gaps       []time.Duration
 	scratch    []telemetry.Event
+	// backoff is the current pause after failed flushes, 0 after a complete one; no flush
+	// during an invocation exports before retryAt.
+	backoff time.Duration
+	retryAt time.Time
+}
+
+// backingOff reports whether flushes during invocations are paused at now.
+func (f *flusher) backingOff(now time.Time) bool { return now.Before(f.retryAt) }
+
+// flushed updates the backoff after a flush that started at start: incomplete says data
+// was left behind for a later flush.
+func (f *flusher) flushed(start time.Time, incomplete bool) {
+	if !incomplete {
+		f.backoff, f.retryAt = 0, time.Time{}
+		return
+	}
+	f.backoff = min(max(2*f.backoff, minFlushBackoff), maxFlushBackoff)
+	// A destination that said when to come back is not probed sooner.
+	f.retryAt = start.Add(max(f.backoff, f.queue.RetryAfter()))
 }
 
 // mode resolves adaptive flushing for an invocation arriving at now.
@@ -73,7 +104,15 @@ func (f *flusher) period() time.Duration {
 func (a *agent) onInvoke(ctx context.Context, requestID string) {
 	f := a.flusher
 	now := f.now()
-	switch f.mode(now) {
+	mode := f.mode(now)
+	if f.backingOff(now) && (mode == FlushEnd || mode == FlushPeriodic && now.Sub(f.last) >= f.period()) {
+		// Neither wait for the invocation's end nor export: queue what is here, so that
+		// it is bounded and counted as the queue is, and leave the invocation alone.
+		f.scratch = a.convertBuffered(f.scratch[:0])
+		a.enqueue()
+		return
+	}
+	switch mode {
 	case FlushEnd:
 		a.awaitRuntimeDone(ctx, requestID)
 		a.flush(ctx, f.limit)
@@ -108,9 +147,12 @@ func (a *agent) flush(ctx context.Context, limit time.Duration) {
 	a.enqueue()
 	fctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
-	if err := f.queue.Flush(fctx); err != nil {
+	err := f.queue.Flush(fctx)
+	if err != nil {
 		a.log.Warn("export incomplete; what was not sent is kept for the next flush", "error", err.Error())
 	}
+	// What a flush leaves queued was refused for now (what is refused for good is dropped).
+	f.flushed(f.last, err != nil && f.queue.Pending())
 }
 
 // enqueue takes what the converter has ready into the export queue.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -158,5 +159,96 @@ func TestDeadBackendDoesNotHoldTheFunction(t *testing.T) {
 		if !strings.Contains(log, want) {
 			t.Errorf("the log lacks %s:\n%s", want, log)
 		}
+	}
+}
+
+// TestFlushBacksOffFromAnUnavailableBackend: after a flush that the backend refused for
+// now, the flushes during the next invocations export nothing (they cost the invocation no
+// budget) until the backoff has passed, one second doubling, or the backend's Retry-After
+// if longer; the next flush is a probe; nothing is lost. The strategies' clock moves
+// 250 ms per invocation.
+func TestFlushBacksOffFromAnUnavailableBackend(t *testing.T) {
+	tests := []struct {
+		name string
+		// refuse is the answer while the backend is unavailable, for invocations before
+		// recoverAt.
+		refuse    otlptest.Answer
+		recoverAt int
+		// exporting are the invocations whose flush reaches the backend, of n.
+		exporting []int
+		n         int
+	}{
+		// A failed flush at 0 s; a probe at 1 s fails; backoff 2 s; the probe at 3 s
+		// delivers everything, and flushing is normal again.
+		{"503", otlptest.Answer{Status: http.StatusServiceUnavailable}, 8, []int{0, 4, 12, 13}, 14},
+		// Retry-After 2 s outlasts the first backoff of 1 s: no probe before 2 s.
+		{"429 with Retry-After", otlptest.Answer{Status: http.StatusTooManyRequests, RetryAfter: "2"}, 4, []int{0, 8, 9}, 10},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := testCtx(t)
+			rcv := otlptest.Start(t)
+			front := otlptest.StartFront(t, rcv.HTTPEndpoint)
+			var available atomic.Bool
+			front.SetFault(func(int, *http.Request) otlptest.Answer {
+				if available.Load() {
+					return otlptest.Answer{}
+				}
+				return tt.refuse
+			})
+			cfg := testConfig()
+			env := map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": front.URL}
+			ec, err := exporters.LoadConfig(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.Export = ec
+			cfg.Flush = Flush{Mode: FlushEnd}
+			cfg.FlushTimeoutMs = 100
+			cfg.Convert.PlatformLogs = 0b111000 // start, runtimeDone, report
+			var clock atomic.Int64
+			clock.Store(time.Now().UnixNano())
+			r := startAgent(t, lambdatest.Options{}, cfg, nil, func(o *Options) {
+				o.Clock = func() time.Time { return time.Unix(0, clock.Load()) }
+			})
+			sub := lambdatest.Recv(t, ctx, r.api.Subscribes, "subscribe")
+			lambdatest.Recv(t, ctx, r.api.NextCalls, "event/next")
+			var exporting []int
+			for i := range tt.n {
+				available.Store(i >= tt.recoverAt)
+				id := fmt.Sprintf("inv-%d", i)
+				if status, err := lambdatest.Deliver(ctx, sub, invocationBatch(id, time.Now())); err != nil || status != 200 {
+					t.Fatalf("deliver: %d %v", status, err)
+				}
+				before := front.Stats().Requests
+				if err := r.api.Send(ctx, map[string]any{"eventType": "INVOKE", "requestId": id, "deadlineMs": time.Now().Add(time.Minute).UnixMilli()}); err != nil {
+					t.Fatal(err)
+				}
+				// The invocation's flush, if any, is over when the extension asks for more.
+				lambdatest.Recv(t, ctx, r.api.NextCalls, "event/next")
+				if front.Stats().Requests > before {
+					exporting = append(exporting, i)
+				}
+				clock.Add(int64(250 * time.Millisecond))
+			}
+			if !slices.Equal(exporting, tt.exporting) {
+				t.Errorf("flushes reached the backend at invocations %v, want %v", exporting, tt.exporting)
+			}
+			dl := time.Now().Add(2 * time.Second).UnixMilli()
+			if err := r.api.SendRaw(ctx, 200, []byte(fmt.Sprintf(`{"eventType":"SHUTDOWN","shutdownReason":"spindown","deadlineMs":%d}`, dl))); err != nil {
+				t.Fatal(err)
+			}
+			if err := lambdatest.Recv(t, ctx, r.done, "Run to return"); err != nil {
+				t.Fatalf("Run returned %v", err)
+			}
+			// Everything arrived: 3 log records per invocation, and a span each (incomplete,
+			// at shutdown, since these batches have no report).
+			if spans, logs, _ := rcv.Counts(); logs != 3*tt.n || spans != tt.n {
+				t.Errorf("the backend has %d log records and %d spans, want %d and %d", logs, spans, 3*tt.n, tt.n)
+			}
+			if strings.Contains(r.logs.String(), "telemetry dropped") {
+				t.Errorf("telemetry was dropped:\n%s", r.logs.String())
+			}
+		})
 	}
 }
