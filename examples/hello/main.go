@@ -36,16 +36,19 @@ const downstreamTimeout = 2 * time.Second
 const traceKey = "x-amzn-trace-id"
 
 // actions lists the valid values of Event.Action, for the unknown-action error.
-var actions = []string{"ok", "error", "sleep", "hang", "crash", "oom", "flood"}
+var actions = []string{"ok", "error", "sleep", "hang", "crash", "oom", "flood", "lines"}
 
 // Event selects what one invocation does. Fields an action does not use are ignored.
 type Event struct {
-	Action  string `json:"action"`
-	Lines   int    `json:"lines"`
-	SleepMs int    `json:"sleepMs"`
-	MB      int    `json:"mb"`
-	URL     string `json:"url"`
-	Message string `json:"message"`
+	Action string `json:"action"`
+	// Lines sizes flood, and is the number of text lines of lines; JSONLines is the number
+	// of JSON lines of lines.
+	Lines     int    `json:"lines"`
+	JSONLines int    `json:"jsonLines"`
+	SleepMs   int    `json:"sleepMs"`
+	MB        int    `json:"mb"`
+	URL       string `json:"url"`
+	Message   string `json:"message"`
 }
 
 // Response is the result of every action that completes normally.
@@ -200,6 +203,11 @@ func (f *function) handle(ctx context.Context, ev Event) (Response, error) {
 		if err := f.flood(ev.Lines); err != nil {
 			return Response{}, err
 		}
+	case "lines":
+		f.lines(log, requestID, ev.Lines, ev.JSONLines)
+		if err := sleep(ctx, time.Duration(ev.SleepMs)*time.Millisecond); err != nil {
+			return Response{}, err
+		}
 	default:
 		return Response{}, &UnknownActionError{Action: ev.Action}
 	}
@@ -256,6 +264,17 @@ func (f *function) get(ctx context.Context, url string) (int, time.Duration, err
 		return 0, 0, fmt.Errorf("reading answer: %w", err)
 	}
 	return resp.StatusCode, time.Since(start), nil
+}
+
+// lines writes exactly text text lines and jsonLines JSON lines, each numbered, so that a
+// test can count what reaches a backend against what the function wrote.
+func (f *function) lines(log *slog.Logger, requestID string, text, jsonLines int) {
+	for i := 1; i <= text; i++ {
+		f.textf("INFO", requestID, "text line %d of %d", i, text)
+	}
+	for i := 1; i <= jsonLines; i++ {
+		log.Info("json line", "n", i, "of", jsonLines)
+	}
 }
 
 // sleep waits for d, or until ctx ends so a timed-out invocation does not outlive its

@@ -129,6 +129,12 @@ func TestHandle(t *testing.T) {
 			output: []string{"flood line 1 of 500\n", "flood line 500 of 500\n"},
 		},
 		{
+			name:   "lines",
+			ev:     Event{Action: "lines", Lines: 3, JSONLines: 2, SleepMs: 1},
+			want:   Response{OK: true, RequestID: requestID, Action: "lines"},
+			output: []string{"text line 1 of 3", "text line 3 of 3", `"msg":"json line","requestId":"` + requestID + `","n":2,"of":2`},
+		},
+		{
 			name:   "unknown action",
 			ev:     Event{Action: "dance"},
 			errAs:  new(*UnknownActionError),
