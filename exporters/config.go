@@ -1,11 +1,15 @@
 package exporters
 
 import (
+	"cmp"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/url"
 	"os"
 	"slices"
@@ -35,6 +39,8 @@ const (
 	// DefaultExportFile is where the file exporter writes: /tmp is the only writable
 	// directory in Lambda.
 	DefaultExportFile = "/tmp/lambda-otel.jsonl"
+	// maxPEMBytes bounds a certificate or key file: a CA bundle is a few hundred KiB.
+	maxPEMBytes = 1 << 20
 )
 
 // Config chooses and configures the exporters.
@@ -59,7 +65,15 @@ func DefaultConfig() Config {
 
 // LoadConfig reads the configuration from lookup (os.LookupEnv in production). A bad value
 // is reported in the returned error, naming the variable and its valid values, and the
-// default is used instead. Header values are never quoted in errors: they hold secrets.
+// default is used instead. Header values are never quoted in errors: they hold secrets;
+// nor are the credentials of an endpoint's user:password@, which become an Authorization
+// header, so that the URLs that error messages quote hold none.
+//
+// TLS is always verified: https endpoints are checked against the system's roots, plus
+// OTEL_EXPORTER_OTLP_CERTIFICATE's CA when it is set. No variable turns verification off;
+// OTEL_EXPORTER_OTLP_INSECURE only chooses plaintext (no TLS at all) for a gRPC endpoint
+// written without a scheme, as the OpenTelemetry specification has it, and is ignored for
+// an endpoint that says https://.
 func LoadConfig(lookup func(string) (string, bool)) (Config, error) {
 	get := func(name string) (string, bool) {
 		v, ok := lookup(name)
@@ -79,8 +93,9 @@ func LoadConfig(lookup func(string) (string, bool)) (Config, error) {
 	if s, ok := get(EnvExportFile); ok {
 		c.FilePath = s
 	}
+	tlsConfigs := map[[3]string]*tls.Config{}
 	for _, sig := range Signals {
-		t, err := loadTarget(get, sig)
+		t, err := loadTarget(get, sig, tlsConfigs)
 		errs = appendUnique(errs, err)
 		c.OTLP[sig] = t
 	}
@@ -123,8 +138,9 @@ func parseExporters(s string) ([]string, error) {
 }
 
 // loadTarget reads one signal's settings: OTEL_EXPORTER_OTLP_<SIGNAL>_X wins over
-// OTEL_EXPORTER_OTLP_X.
-func loadTarget(get func(string) (string, bool), sig Signal) (Target, error) {
+// OTEL_EXPORTER_OTLP_X. Signals with the same certificate settings get the same
+// *tls.Config from tlsConfigs, so that they can share connections.
+func loadTarget(get func(string) (string, bool), sig Signal, tlsConfigs map[[3]string]*tls.Config) (Target, error) {
 	var errs []error
 	bad := func(name, value, want, def string) {
 		errs = append(errs, fmt.Errorf("%s=%q is not valid: want %s; using %s", name, value, want, def))
@@ -163,9 +179,9 @@ func loadTarget(get func(string) (string, bool), sig Signal) (Target, error) {
 		}
 		insecure = b
 	}
-	u, err := targetURL(endpoint, t.Protocol, sig, perSignal, insecure)
+	u, user, err := targetURL(endpoint, t.Protocol, sig, perSignal, insecure)
 	if err != nil {
-		errs = append(errs, fmt.Errorf("%s=%q is not valid: %w; nothing is exported to it", name, endpoint, err))
+		errs = append(errs, fmt.Errorf("%s=%q is not valid: %w; want an http:// or https:// URL; nothing is exported to it", name, redactEndpoint(endpoint), err))
 	}
 	t.URL = u
 
@@ -175,6 +191,14 @@ func loadTarget(get func(string) (string, bool), sig Signal) (Target, error) {
 			errs = append(errs, fmt.Errorf("%s is not valid: %w; want comma-separated key=value pairs with percent-encoded values; sending no headers", name, err))
 		}
 		t.Headers = h
+	}
+	if user != nil && !hasHeader(t.Headers, "Authorization") {
+		// What net/http would send for the URL's user:password@, moved out of the URL.
+		pw, _ := user.Password()
+		if t.Headers == nil {
+			t.Headers = map[string]string{}
+		}
+		t.Headers["Authorization"] = "Basic " + base64.StdEncoding.EncodeToString([]byte(user.Username()+":"+pw))
 	}
 	if name, v, ok, _ := setting("COMPRESSION"); ok {
 		switch strings.ToLower(v) {
@@ -186,14 +210,16 @@ func loadTarget(get func(string) (string, bool), sig Signal) (Target, error) {
 		}
 	}
 	if name, v, ok, _ := setting("TIMEOUT"); ok {
-		ms, err := strconv.Atoi(v)
+		ms, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || ms <= 0 {
 			bad(name, v, "a positive number of milliseconds", "10000")
 		} else {
-			t.Timeout = time.Duration(ms) * time.Millisecond
+			// Beyond what a Duration holds, the product would wrap round to a negative
+			// timeout that fails every attempt at once; such a timeout means no limit.
+			t.Timeout = time.Duration(min(ms, math.MaxInt64/int64(time.Millisecond))) * time.Millisecond
 		}
 	}
-	tlsCfg, err := loadTLS(setting)
+	tlsCfg, err := loadTLS(setting, tlsConfigs)
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -201,10 +227,22 @@ func loadTarget(get func(string) (string, bool), sig Signal) (Target, error) {
 	return t, errors.Join(errs...)
 }
 
+// hasHeader reports whether h has a header named name, in any letter case.
+func hasHeader(h map[string]string, name string) bool {
+	for k := range h {
+		if strings.EqualFold(k, name) {
+			return true
+		}
+	}
+	return false
+}
+
 // targetURL applies the specification's rules: for OTLP/HTTP the generic endpoint is a
 // base to which /v1/<signal> is appended, while a per-signal endpoint is used as it is;
-// for gRPC an endpoint without a scheme is plaintext only when insecure is set.
-func targetURL(endpoint string, p Protocol, sig Signal, perSignal, insecure bool) (string, error) {
+// for gRPC an endpoint without a scheme is plaintext only when insecure is set. The URL's
+// user:password@ is returned apart and left out of the URL. Errors do not quote the
+// endpoint, which may hold credentials.
+func targetURL(endpoint string, p Protocol, sig Signal, perSignal, insecure bool) (string, *url.Userinfo, error) {
 	if p == GRPC && !strings.Contains(endpoint, "://") {
 		scheme := "https://"
 		if insecure {
@@ -214,19 +252,45 @@ func targetURL(endpoint string, p Protocol, sig Signal, perSignal, insecure bool
 	}
 	u, err := url.Parse(endpoint)
 	if err != nil {
-		return "", err
+		// url.Error quotes the whole URL; keep only what is wrong with it.
+		if ue, ok := errors.AsType[*url.Error](err); ok {
+			err = ue.Err
+		}
+		return "", nil, err
 	}
 	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
-		return "", errors.New("want an http:// or https:// URL with a host")
+		return "", nil, errors.New("it is not an http:// or https:// URL with a host")
 	}
 	if p != GRPC && !perSignal {
 		u.Path = strings.TrimSuffix(u.Path, "/") + signalInfo[sig].path
 	}
-	return u.String(), nil
+	user := u.User
+	u.User = nil
+	return u.String(), user, nil
+}
+
+// redactEndpoint returns an endpoint fit for a message: without the user:password@ of its
+// authority, which is found without parsing since the endpoint may not parse.
+func redactEndpoint(s string) string {
+	prefix, rest := "", s
+	if i := strings.Index(s, "://"); i >= 0 {
+		prefix, rest = s[:i+3], s[i+3:]
+	}
+	end := strings.IndexAny(rest, "/?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	at := strings.LastIndexByte(rest[:end], '@')
+	if at < 0 {
+		return s
+	}
+	return prefix + "[redacted]@" + rest[at+1:]
 }
 
 // parseHeaders reads "k1=v1,k2=v2" with percent-encoded values. Errors name the entry's
-// position, never its value.
+// position, or its key once the key is known to be a header name, never its value. A
+// name or value HTTP does not allow is refused here, once, rather than failing every
+// export.
 func parseHeaders(s string) (map[string]string, error) {
 	h := map[string]string{}
 	for i, pair := range strings.Split(s, ",") {
@@ -235,49 +299,143 @@ func parseHeaders(s string) (map[string]string, error) {
 		}
 		k, v, ok := strings.Cut(pair, "=")
 		k = strings.TrimSpace(k)
-		if !ok || k == "" {
+		switch {
+		case !ok || k == "":
 			return nil, fmt.Errorf("entry %d is not key=value", i+1)
+		case !validHeaderName(k):
+			return nil, fmt.Errorf("the key of entry %d is not an HTTP header name", i+1)
 		}
 		dv, err := url.PathUnescape(strings.TrimSpace(v))
 		if err != nil {
 			return nil, fmt.Errorf("the value of %q is not percent-encoded properly", k)
+		}
+		if !validHeaderValue(dv) {
+			return nil, fmt.Errorf("the value of %q has a control character, which HTTP does not allow", k)
 		}
 		h[k] = dv
 	}
 	return h, nil
 }
 
-// loadTLS builds the TLS settings from the certificate variables; nil when none is set.
-func loadTLS(setting func(string) (string, string, bool, bool)) (*tls.Config, error) {
+// validHeaderName reports whether k is an HTTP field name: a token (RFC 9110, 5.6.2).
+func validHeaderName(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i := range len(k) {
+		c := k[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0 {
+			continue
+		}
+		return false
+	}
+	return true
+}
+
+// validHeaderValue reports whether v can be sent as an HTTP field value, as net/http
+// checks it: no control character but the horizontal tab.
+func validHeaderValue(v string) bool {
+	for i := range len(v) {
+		if c := v[i]; c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// loadTLS builds the TLS settings from the certificate variables; nil when none is set,
+// which verifies against the system's roots. A setting that fails is reported and left
+// out, the others still apply. Settings already loaded for another signal are shared
+// through loaded.
+func loadTLS(setting func(string) (string, string, bool, bool), loaded map[[3]string]*tls.Config) (*tls.Config, error) {
 	caName, ca, hasCA, _ := setting("CERTIFICATE")
 	certName, cert, hasCert, _ := setting("CLIENT_CERTIFICATE")
 	keyName, key, hasKey, _ := setting("CLIENT_KEY")
 	if !hasCA && !hasCert && !hasKey {
 		return nil, nil
 	}
+	if cfg, ok := loaded[[3]string{ca, cert, key}]; ok {
+		return cfg, nil // its errors were reported with the signal that loaded it
+	}
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	loaded[[3]string{ca, cert, key}] = cfg
+	var errs []error
 	if hasCA {
-		pem, err := os.ReadFile(ca)
-		if err != nil {
-			return nil, fmt.Errorf("%s: reading the CA certificate: %w; using the system's roots", caName, err)
+		const want = "want a PEM file of CA certificates; using the system's roots"
+		pem, err := readPEM(ca)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("%s=%q is not valid: %w; %s", caName, ca, err, want))
+		default:
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				errs = append(errs, fmt.Errorf("%s=%q is not valid: it holds no PEM certificate; %s", caName, ca, want))
+				break
+			}
+			cfg.RootCAs = pool
 		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("%s=%q holds no PEM certificate; using the system's roots", caName, ca)
-		}
-		cfg.RootCAs = pool
 	}
-	if hasCert != hasKey {
-		return cfg, fmt.Errorf("%s and %s must be set together; no client certificate is used", certName, keyName)
-	}
-	if hasCert {
-		pair, err := tls.LoadX509KeyPair(cert, key)
+	const wantPair = "want PEM files of a certificate and its key, both or neither; no client certificate is used"
+	switch {
+	case hasCert != hasKey:
+		errs = append(errs, fmt.Errorf("%s and %s must be set together: %s", certName, keyName, wantPair))
+	case hasCert:
+		pair, err := loadKeyPair(cert, key)
 		if err != nil {
-			return cfg, fmt.Errorf("%s and %s: loading the client certificate: %w", certName, keyName, err)
+			errs = append(errs, fmt.Errorf("%s=%q and %s=%q are not valid: %w; %s", certName, cert, keyName, key, err, wantPair))
+			break
 		}
 		cfg.Certificates = []tls.Certificate{pair}
 	}
-	return cfg, nil
+	return cfg, errors.Join(errs...)
+}
+
+// loadKeyPair reads a client certificate and its key. The errors of tls.X509KeyPair say
+// what is wrong without quoting the key.
+func loadKeyPair(certPath, keyPath string) (tls.Certificate, error) {
+	cert, err := readPEM(certPath)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("reading the certificate: %w", err)
+	}
+	key, err := readPEM(keyPath)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("reading the key: %w", err)
+	}
+	pair, err := tls.X509KeyPair(cert, key)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("loading the client certificate: %w", err)
+	}
+	return pair, nil
+}
+
+// readPEM reads a certificate or key file. It must be a regular file of at most
+// maxPEMBytes: a device such as /dev/zero or /dev/stdin, or a FIFO, would otherwise hold
+// the extension's start, and with it the function's init, or fill its memory.
+func readPEM(path string) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, errors.New("it is not a regular file")
+	}
+	if fi.Size() > maxPEMBytes {
+		return nil, fmt.Errorf("it holds %d bytes, more than %d", fi.Size(), maxPEMBytes)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	// The size was checked before opening; the file may have grown since.
+	b, err := io.ReadAll(io.LimitReader(f, maxPEMBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	if len(b) > maxPEMBytes {
+		return nil, fmt.Errorf("it holds more than %d bytes", maxPEMBytes)
+	}
+	return b, nil
 }
 
 // New builds the configured exporters. console writes to w. A file exporter whose file
@@ -288,11 +446,19 @@ func New(c Config, w io.Writer) ([]Exporter, error) {
 	for _, name := range c.Exporters {
 		switch name {
 		case NameOTLP:
-			exps = append(exps, NewOTLP(c.OTLP))
+			var e Exporter = NewOTLP(c.OTLP)
+			var none [numSignals]bool
+			for _, sig := range Signals {
+				none[sig] = c.OTLP[sig].URL == ""
+			}
+			if none != [numSignals]bool{} {
+				e = &noEndpoint{Exporter: e, none: none}
+			}
+			exps = append(exps, e)
 		case NameFile:
 			f, err := NewFile(c.FilePath)
 			if err != nil {
-				errs = append(errs, err)
+				errs = append(errs, fmt.Errorf("%s=%q: %w; want a path in a writable directory such as /tmp; the file exporter is left out", EnvExportFile, c.FilePath, err))
 				continue
 			}
 			exps = append(exps, f)
@@ -301,4 +467,96 @@ func New(c Config, w io.Writer) ([]Exporter, error) {
 		}
 	}
 	return exps, errors.Join(errs...)
+}
+
+// noEndpoint refuses at once the requests of the signals whose endpoint was not valid
+// (LoadConfig reported it), which the OTLP exporter would otherwise retry as a transport
+// failure until the flush's budget ran out, adding the whole budget to every invocation
+// that flushes.
+type noEndpoint struct {
+	Exporter
+	none [numSignals]bool
+}
+
+func (e *noEndpoint) Export(ctx context.Context, r Request) Result {
+	if e.none[r.Signal()] {
+		return Result{Rejected: r.Items(), Err: fmt.Errorf("%s are not sent: their OTLP endpoint is not valid (see the configuration error)", r.Signal())}
+	}
+	return e.Exporter.Export(ctx, r)
+}
+
+// Validate reports every setting outside what LoadConfig produces, naming the variable
+// that sets it; no header value is quoted. A Target's URL may be empty: its endpoint was
+// not valid and nothing is sent to it.
+func (c Config) Validate() error {
+	var errs []error
+	seen := map[string]bool{}
+	for _, n := range c.Exporters {
+		if n != NameOTLP && n != NameFile && n != NameConsole || seen[n] {
+			errs = append(errs, fmt.Errorf("%s has %q, unknown or repeated", EnvExporters, n))
+		}
+		seen[n] = true
+	}
+	if c.FilePath == "" {
+		errs = append(errs, fmt.Errorf("%s is empty", EnvExportFile))
+	}
+	for _, sig := range Signals {
+		t := c.OTLP[sig]
+		v := "OTEL_EXPORTER_OTLP_" + strings.ToUpper(sig.String()) + "_"
+		if t.Protocol != HTTPProtobuf && t.Protocol != HTTPJSON && t.Protocol != GRPC {
+			errs = append(errs, fmt.Errorf("%sPROTOCOL has %q", v, t.Protocol))
+		}
+		if t.URL != "" {
+			u, err := url.Parse(t.URL)
+			if err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Host == "" || u.User != nil {
+				errs = append(errs, fmt.Errorf("%sENDPOINT gives %q, not an http:// or https:// URL with a host and no credentials", v, redactEndpoint(t.URL)))
+			}
+		}
+		if t.Timeout <= 0 {
+			errs = append(errs, fmt.Errorf("%sTIMEOUT gives %v, not a positive time", v, t.Timeout))
+		}
+		for k, val := range t.Headers {
+			if !validHeaderName(k) || !validHeaderValue(val) {
+				errs = append(errs, fmt.Errorf("%sHEADERS has the header %q, which HTTP does not allow", v, k))
+			}
+		}
+		if t.TLS != nil && (t.TLS.InsecureSkipVerify || t.TLS.MinVersion < tls.VersionTLS12) {
+			errs = append(errs, fmt.Errorf("the TLS settings of %s skip verification or allow a version older than TLS 1.2", sig))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Secrets returns what must never be written to a log: every header value of every signal
+// (an API key, the Basic credentials an endpoint's user:password@ became), and the
+// credentials inside them, the token after "Bearer " and the password in Basic
+// credentials, which a backend may echo on their own. Longer ones come first, so that
+// replacing them in order leaves no part of one behind.
+func (c Config) Secrets() []string {
+	var out []string
+	add := func(s string) {
+		if s = strings.TrimSpace(s); s != "" && !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	for _, t := range c.OTLP {
+		for _, v := range t.Headers {
+			add(v)
+			scheme, cred, ok := strings.Cut(strings.TrimSpace(v), " ")
+			if !ok {
+				continue
+			}
+			add(cred)
+			if strings.EqualFold(scheme, "Basic") {
+				if b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(cred)); err == nil {
+					add(string(b))
+					if _, pw, ok := strings.Cut(string(b), ":"); ok {
+						add(pw)
+					}
+				}
+			}
+		}
+	}
+	slices.SortStableFunc(out, func(a, b string) int { return cmp.Compare(len(b), len(a)) })
+	return out
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -92,9 +93,19 @@ func TestLoadConfigSettings(t *testing.T) {
 	}
 }
 
-// TestLoadConfigBadValues: each bad value is named with what is valid, and a header value,
-// a secret, never appears in the message.
+// TestLoadConfigBadValues: each bad value is named with what is valid, and a header value
+// or an endpoint's credentials, secrets, never appear in the message.
 func TestLoadConfigBadValues(t *testing.T) {
+	dir := t.TempDir()
+	file := func(name string, content []byte) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, content, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	notPEM := file("not.pem", []byte("topsecret is no certificate"))
+	huge := file("huge.pem", bytes.Repeat([]byte("A"), maxPEMBytes+1))
 	tests := []struct {
 		env  map[string]string
 		want []string
@@ -102,14 +113,29 @@ func TestLoadConfigBadValues(t *testing.T) {
 		{map[string]string{EnvExporters: "otlp,kafka"}, []string{EnvExporters, `unknown exporter "kafka"`}},
 		{map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "thrift"}, []string{"OTEL_EXPORTER_OTLP_PROTOCOL", `"http/protobuf", "http/json" or "grpc"`}},
 		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "ftp://x"}, []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "http:// or https://"}},
+		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "ftp://user:topsecret@x/"}, []string{"OTEL_EXPORTER_OTLP_ENDPOINT", `"ftp://[redacted]@x/"`}},
+		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "https://user:topsecret@exa mple.com"}, []string{"OTEL_EXPORTER_OTLP_ENDPOINT", `"https://[redacted]@exa mple.com"`, "invalid character"}},
+		{map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "https://topsecret@%zz"}, []string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", `"https://[redacted]@%zz"`}},
 		{map[string]string{"OTEL_EXPORTER_OTLP_COMPRESSION": "zstd"}, []string{`"gzip" or "none"`}},
 		{map[string]string{"OTEL_EXPORTER_OTLP_TIMEOUT": "-3"}, []string{"positive number of milliseconds"}},
-		{map[string]string{"OTEL_EXPORTER_OTLP_HEADERS": "api-key=topsecret,novalue"}, []string{"OTEL_EXPORTER_OTLP_HEADERS", "entry 2 is not key=value"}},
-		{map[string]string{"OTEL_EXPORTER_OTLP_CERTIFICATE": "/nonexistent/ca.pem"}, []string{"OTEL_EXPORTER_OTLP_CERTIFICATE", "reading the CA certificate"}},
-		{map[string]string{"OTEL_EXPORTER_OTLP_CLIENT_KEY": "/k.pem"}, []string{"must be set together"}},
+		{map[string]string{"OTEL_EXPORTER_OTLP_INSECURE": "maybe"}, []string{"OTEL_EXPORTER_OTLP_INSECURE", `"true" or "false"`}},
+		{map[string]string{"OTEL_EXPORTER_OTLP_HEADERS": "api-key=topsecret,novalue"}, []string{"OTEL_EXPORTER_OTLP_HEADERS", "entry 2 is not key=value", "key=value pairs"}},
+		{map[string]string{"OTEL_EXPORTER_OTLP_HEADERS": "x api key=topsecret"}, []string{"OTEL_EXPORTER_OTLP_HEADERS", "entry 1 is not an HTTP header name"}},
+		{map[string]string{"OTEL_EXPORTER_OTLP_HEADERS": "api-key=top%0D%0Asecret"}, []string{"OTEL_EXPORTER_OTLP_HEADERS", `"api-key" has a control character`}},
+		{map[string]string{"OTEL_EXPORTER_OTLP_LOGS_HEADERS": "api-key=topsecret%zz"}, []string{"OTEL_EXPORTER_OTLP_LOGS_HEADERS", `"api-key" is not percent-encoded`}},
+		{map[string]string{"OTEL_EXPORTER_OTLP_CERTIFICATE": "/nonexistent/ca.pem"}, []string{`OTEL_EXPORTER_OTLP_CERTIFICATE="/nonexistent/ca.pem"`, "no such file", "want a PEM file of CA certificates"}},
+		{map[string]string{"OTEL_EXPORTER_OTLP_CERTIFICATE": dir}, []string{"OTEL_EXPORTER_OTLP_CERTIFICATE", "not a regular file"}},
+		{map[string]string{"OTEL_EXPORTER_OTLP_CERTIFICATE": "/dev/zero"}, []string{"OTEL_EXPORTER_OTLP_CERTIFICATE", "not a regular file"}},
+		{map[string]string{"OTEL_EXPORTER_OTLP_CERTIFICATE": huge}, []string{"OTEL_EXPORTER_OTLP_CERTIFICATE", "more than 1048576"}},
+		{map[string]string{"OTEL_EXPORTER_OTLP_CERTIFICATE": notPEM}, []string{"OTEL_EXPORTER_OTLP_CERTIFICATE", "holds no PEM certificate"}},
+		{map[string]string{"OTEL_EXPORTER_OTLP_CLIENT_KEY": "/k.pem"}, []string{"must be set together", "both or neither"}},
+		{map[string]string{"OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE": notPEM, "OTEL_EXPORTER_OTLP_CLIENT_KEY": notPEM},
+			[]string{"OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "OTEL_EXPORTER_OTLP_CLIENT_KEY", "loading the client certificate", "no client certificate is used"}},
+		{map[string]string{"OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE": "/dev/zero", "OTEL_EXPORTER_OTLP_CLIENT_KEY": notPEM},
+			[]string{"OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "reading the certificate: it is not a regular file"}},
 	}
 	for _, tt := range tests {
-		_, err := LoadConfig(lookup(tt.env))
+		c, err := LoadConfig(lookup(tt.env))
 		if err == nil {
 			t.Errorf("%v: no error", tt.env)
 			continue
@@ -123,8 +149,134 @@ func TestLoadConfigBadValues(t *testing.T) {
 			t.Errorf("%v: want the problem reported once, got %d lines: %v", tt.env, len(lines), err)
 		}
 		if strings.Contains(err.Error(), "topsecret") {
-			t.Errorf("a header value leaked into the error: %v", err)
+			t.Errorf("a secret leaked into the error: %v", err)
 		}
+		if err := c.Validate(); err != nil {
+			t.Errorf("%v: the config after a bad value does not validate: %v", tt.env, err)
+		}
+	}
+}
+
+// TestEndpointCredentials: the user:password@ of an endpoint leaves the URL, which error
+// messages quote, for an Authorization header, as net/http would send it; an explicit
+// Authorization header wins, as it does in net/http.
+func TestEndpointCredentials(t *testing.T) {
+	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("user:p@ss word"))
+	tests := []struct {
+		name     string
+		env      map[string]string
+		wantURL  string
+		wantAuth string
+	}{
+		{"user and password", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "https://user:p%40ss%20word@otlp.example.com:4318"},
+			"https://otlp.example.com:4318/v1/logs", basic},
+		{"a user alone", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "https://apikey@otlp.example.com"},
+			"https://otlp.example.com/v1/logs", "Basic " + base64.StdEncoding.EncodeToString([]byte("apikey:"))},
+		{"gRPC without a scheme", map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_EXPORTER_OTLP_ENDPOINT": "user:p%40ss%20word@collector:4317"},
+			"https://collector:4317", basic},
+		{"an Authorization header wins", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "https://user:pw@otlp.example.com", "OTEL_EXPORTER_OTLP_HEADERS": "authorization=Bearer%20tok"},
+			"https://otlp.example.com/v1/logs", "Bearer tok"},
+		{"none", map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "https://otlp.example.com"}, "https://otlp.example.com/v1/logs", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := LoadConfig(lookup(tt.env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			lg := c.OTLP[Logs]
+			auth := ""
+			for k, v := range lg.Headers {
+				if strings.EqualFold(k, "Authorization") {
+					auth = v
+				}
+			}
+			if lg.URL != tt.wantURL || auth != tt.wantAuth || len(lg.Headers) > 1 {
+				t.Errorf("URL %q headers %q; want %q with Authorization %q", lg.URL, lg.Headers, tt.wantURL, tt.wantAuth)
+			}
+			if err := c.Validate(); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+func TestSecrets(t *testing.T) {
+	c, err := LoadConfig(lookup(map[string]string{
+		"OTEL_EXPORTER_OTLP_ENDPOINT":        "https://user:hunter2@otlp.example.com",
+		"OTEL_EXPORTER_OTLP_TRACES_HEADERS":  "x-api-key=k%3D1,authorization=Bearer%20tok-123",
+		"OTEL_EXPORTER_OTLP_METRICS_HEADERS": "x-api-key=k%3D1",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := c.Secrets()
+	basic := base64.StdEncoding.EncodeToString([]byte("user:hunter2"))
+	want := []string{"Basic " + basic, basic, "Bearer tok-123", "user:hunter2", "tok-123", "hunter2", "k=1"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("Secrets() = %q, want %q", got, want)
+	}
+	if s := DefaultConfig().Secrets(); len(s) != 0 {
+		t.Errorf("the default config has secrets %q", s)
+	}
+}
+
+// TestValidate: what LoadConfig returns validates; settings it could never produce are
+// reported by the variable that sets them, without quoting header values.
+func TestValidate(t *testing.T) {
+	c := DefaultConfig()
+	c.Exporters = []string{NameOTLP, "kafka", NameOTLP}
+	c.FilePath = ""
+	c.OTLP[Traces].Protocol = "thrift"
+	c.OTLP[Logs].URL = "ftp://user:topsecret@x"
+	c.OTLP[Metrics].Timeout = 0
+	c.OTLP[Metrics].Headers = map[string]string{"x-key": "top\nsecret"}
+	err := c.Validate()
+	for _, want := range []string{`LAMBDA_OTEL_EXPORTERS has "kafka"`, `LAMBDA_OTEL_EXPORTERS has "otlp", unknown or repeated`, EnvExportFile,
+		"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", `OTEL_EXPORTER_OTLP_LOGS_ENDPOINT gives "ftp://[redacted]@x"`,
+		"OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", `OTEL_EXPORTER_OTLP_METRICS_HEADERS has the header "x-key"`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate error lacks %q: %v", want, err)
+		}
+	}
+	if err != nil && strings.Contains(err.Error(), "topsecret") {
+		t.Errorf("a secret leaked: %v", err)
+	}
+}
+
+// TestTLSSharedAcrossSignals: signals with the same certificate settings share one
+// *tls.Config, which NewOTLP takes as the sign that they may share connections.
+func TestTLSSharedAcrossSignals(t *testing.T) {
+	p := newPKI(t)
+	c, err := LoadConfig(lookup(map[string]string{"OTEL_EXPORTER_OTLP_CERTIFICATE": p.caFile}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.OTLP[Traces].TLS == nil || c.OTLP[Traces].TLS != c.OTLP[Logs].TLS || c.OTLP[Logs].TLS != c.OTLP[Metrics].TLS {
+		t.Errorf("the signals have TLS settings %p %p %p, want one", c.OTLP[Traces].TLS, c.OTLP[Logs].TLS, c.OTLP[Metrics].TLS)
+	}
+	c, err = LoadConfig(lookup(map[string]string{"OTEL_EXPORTER_OTLP_CERTIFICATE": p.caFile, "OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE": newPKI(t).caFile}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.OTLP[Traces].TLS != c.OTLP[Metrics].TLS || c.OTLP[Logs].TLS == c.OTLP[Traces].TLS {
+		t.Errorf("traces and metrics must share their TLS settings, logs have their own")
+	}
+}
+
+// TestNewNamesTheExportFile: a file exporter that cannot open its file is left out, with
+// an error naming the variable that set the path.
+func TestNewNamesTheExportFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "no", "such", "dir", "out.jsonl")
+	exps, err := New(Config{Exporters: []string{NameFile, NameConsole}, FilePath: path}, io.Discard)
+	if len(exps) != 1 || exps[0].Name() != NameConsole {
+		t.Errorf("exporters %v, want the console alone", exps)
+	}
+	if err == nil || !strings.Contains(err.Error(), EnvExportFile+"=") || !strings.Contains(err.Error(), "left out") {
+		t.Errorf("error %v, want one naming %s", err, EnvExportFile)
+	}
+	for _, e := range exps {
+		_ = e.Close(context.Background())
 	}
 }
 
@@ -220,5 +372,31 @@ func TestQueueLogsDropsOnce(t *testing.T) {
 		if lines[i]["signal"] != w.signal || lines[i]["items"] != float64(w.items) || lines[i]["reason"] != OutcomeShutdown {
 			t.Errorf("line %d = %v, want %d %s items dropped at shutdown", i, lines[i], w.items, w.signal)
 		}
+	}
+}
+
+// TestNewWithoutEndpoint: the requests of a signal whose endpoint was not valid are refused
+// at once, counted as rejected, instead of retried until the budget runs out; the other
+// signals are sent.
+func TestNewWithoutEndpoint(t *testing.T) {
+	c, err := LoadConfig(lookup(map[string]string{"OTEL_EXPORTER_OTLP_LOGS_ENDPOINT": "ftp://logs"}))
+	if err == nil {
+		t.Fatal("no configuration error")
+	}
+	exps, err := New(c, io.Discard)
+	if err != nil || len(exps) != 1 || exps[0].Name() != NameOTLP {
+		t.Fatalf("exporters %v, %v", exps, err)
+	}
+	defer exps[0].Close(context.Background())
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	req := sample()[Logs]
+	start := time.Now()
+	res := exps[0].Export(ctx, req)
+	if res.Rejected != req.Items() || res.Retryable || res.Err == nil || !strings.Contains(res.Err.Error(), "endpoint is not valid") {
+		t.Errorf("result %+v, want every item rejected at once", res)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("the refusal took %v", d)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -268,8 +269,9 @@ func parseFlush(s string) (Flush, error) {
 		if !hasArg {
 			return Flush{}, errors.New("periodic needs a period")
 		}
-		ms, err := strconv.Atoi(strings.TrimSpace(arg))
-		if err != nil || ms < 1 {
+		ms, err := strconv.ParseInt(strings.TrimSpace(arg), 10, 64)
+		// A period beyond what a Duration holds would wrap round to a negative one.
+		if err != nil || ms < 1 || ms > math.MaxInt64/int64(time.Millisecond) {
 			return Flush{}, errors.New("bad period")
 		}
 		return Flush{Mode: FlushPeriodic, Period: time.Duration(ms) * time.Millisecond}, nil
@@ -315,6 +317,18 @@ func (c Config) Validate() error {
 	}
 	if tm := c.Convert.Temporality; tm != convert.Cumulative && tm != convert.Delta {
 		errs = append(errs, fmt.Errorf("%s has %d: want %s", EnvMetricsTemporality, tm, wantTemporality))
+	}
+	if l := c.LogLevel; l != slog.LevelDebug && l != slog.LevelInfo && l != slog.LevelWarn && l != slog.LevelError {
+		errs = append(errs, fmt.Errorf("%s has %v: want %s", EnvLogLevel, l, wantLogLevel))
+	}
+	switch f := c.Flush; {
+	case f.Mode < FlushAdaptive || f.Mode > FlushShutdown:
+		errs = append(errs, fmt.Errorf("%s has mode %d: want %s", EnvFlush, f.Mode, wantFlush))
+	case f.Mode == FlushPeriodic && f.Period < time.Millisecond:
+		errs = append(errs, fmt.Errorf("%s has period %v: want at least 1 ms", EnvFlush, f.Period))
+	}
+	if err := c.Export.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -3,16 +3,26 @@ package telemetry
 import (
 	"bytes"
 	"encoding/json"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/valyala/fasthttp"
 )
 
+// addSeeds adds every example event of the Telemetry API reference (testdata/events), each
+// alone and all in one batch as the platform would deliver them, the batches beside them,
+// and inputs that once found faults.
 func addSeeds(f *testing.F) {
+	var all [][]byte
 	for _, path := range inputs(f) {
-		f.Add(readBatch(f, path))
+		b := readBatch(f, path)
+		f.Add(b)
+		if filepath.Base(filepath.Dir(path)) == "events" {
+			all = append(all, b[1:len(b)-1])
+		}
 	}
+	f.Add(append(append([]byte("[\n"), bytes.Join(all, []byte(",\n"))...), "\n]"...))
 	f.Add([]byte(`[{"time":"2022-08-02T12:01:23:521Z","type":"platform.runtimeDone","record":{"spans":[{"start":"2022-08-02T12:01:23:521Z"}]}}]`))
 	f.Add([]byte("[\"\xff\xfe\",{\"type\":\"function\",\"record\":\"\xc3\x28\"}]"))
 	f.Add([]byte(`[{"type":"function","record":{"LEVEL":"warn","level":"x","Message":{"a":[1]},"AWSrequestId":"j","requestId":null}}]`))

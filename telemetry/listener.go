@@ -26,6 +26,13 @@ const (
 	cutWait        = 100 * time.Millisecond
 )
 
+// DefaultMaxConns is how many connections the listener serves at once unless told
+// otherwise: far more than the platform's deliveries to one subscriber need, which come a
+// few at a time at most. The bound is what keeps goroutines and read buffers from growing
+// with connections that are opened and left silent or half-sent, which nothing else ends:
+// the listener sets no read timeout (see Listener).
+const DefaultMaxConns = 64
+
 // hostsOnly resolves names from /etc/hosts alone. Lambda lists SandboxHost there; asking DNS
 // instead would put a network round trip (or its timeout) on the cold start, and outside
 // Lambda would send the name to whatever resolver the machine has.
@@ -50,18 +57,31 @@ type ListenerConfig struct {
 	Port int
 	// MaxBodyBytes caps a POST body; larger ones are answered 413 and counted.
 	MaxBodyBytes int
+	// MaxConns caps the connections served at once; 0 means DefaultMaxConns. One more is
+	// answered 503 and closed at once, which the platform retries.
+	MaxConns int
 }
 
 // Listener is the HTTP endpoint the platform posts batches to. It answers every POST it can
 // read with 200 at once, even a malformed batch, which is counted and dropped: the platform
 // retries failed deliveries, and a retry would not mend it. A body over the size limit is
-// answered 413 and counted; other methods get 405. It never logs per request (its own log
-// lines would come back to it as extension records) and recovers from any panic while
-// handling one.
+// answered 413 and counted; other methods get 405. The path and the Content-Type are not
+// checked: the subscription chose the one, and the body decides the other. It never logs
+// per request (its own log lines would come back to it as extension records) and recovers
+// from any panic while handling one.
+//
+// It does not deduplicate. The platform redelivers a batch whose POST it believes failed,
+// which, since the listener answers at once, should only happen when the answer is lost
+// with its connection; but events
+// carry no identity: a redelivery cannot be told from a function writing the same line
+// twice in a millisecond. Every delivery's events are kept and counted (Batches, Events),
+// so a redelivered batch is exported twice: its log lines repeat, and an invocation whose
+// platform.report it held gets a second span.
 //
 // It sets no read or idle timeout: a frozen environment wakes past such deadlines, which
-// would cut the platform's kept-alive connections after every thaw. Close bounds its own
-// wait instead.
+// would cut the platform's kept-alive connections, or a delivery in progress, after every
+// thaw. The number of connections served at once is bounded instead (MaxConns), and Close
+// bounds its own wait.
 type Listener struct {
 	srv   *fasthttp.Server
 	ln    net.Listener
@@ -85,6 +105,14 @@ func Listen(ctx context.Context, cfg ListenerConfig, buf *Buffer, stats *Stats) 
 	if bindHost == "" {
 		bindHost, uriHost = resolveSandbox(ctx)
 	}
+	// Telemetry holds the function's logs: it must not be offered to the network.
+	if ip := net.ParseIP(bindHost); ip != nil && ip.IsUnspecified() {
+		return nil, fmt.Errorf("telemetry listener: refusing to bind %s, every interface; want the sandbox's address", bindHost)
+	}
+	maxConns := cfg.MaxConns
+	if maxConns <= 0 {
+		maxConns = DefaultMaxConns
+	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", net.JoinHostPort(bindHost, strconv.Itoa(cfg.Port)))
 	if err != nil {
@@ -97,6 +125,7 @@ func Listen(ctx context.Context, cfg ListenerConfig, buf *Buffer, stats *Stats) 
 		ErrorHandler:                  l.handleError,
 		ConnState:                     l.connState,
 		MaxRequestBodySize:            cfg.MaxBodyBytes,
+		Concurrency:                   maxConns,
 		Logger:                        nopLogger{},
 		NoDefaultServerHeader:         true,
 		NoDefaultDate:                 true, // else fasthttp starts a process-wide ticker goroutine
@@ -152,7 +181,10 @@ func (l *Listener) serve() {
 			continue
 		}
 		wg.Go(func() {
-			_ = l.srv.ServeConn(c)
+			// Over MaxConns, fasthttp answers 503 and closes: count it as a refusal.
+			if err := l.srv.ServeConn(c); errors.Is(err, fasthttp.ErrConcurrencyLimit) {
+				l.stats.rejected.Add(1)
+			}
 			l.mu.Lock()
 			delete(l.conns, c)
 			l.mu.Unlock()
@@ -272,7 +304,8 @@ func (l *Listener) ingest(body []byte) {
 // else (a broken request, a connection cut mid-body) with 400. Both are counted as drops.
 func (l *Listener) handleError(rc *fasthttp.RequestCtx, err error) {
 	l.stats.rejected.Add(1)
-	// The declared length; a chunked body's size is unknown (negative) and counts as 0.
+	// The declared length. A chunked body's size is unknown (negative), and fasthttp has
+	// forgotten the headers of a body cut short: both count as 0.
 	size := max(rc.Request.Header.ContentLength(), 0)
 	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
 		l.stats.Drop(DropBodyTooLarge, 1, size)
@@ -285,8 +318,21 @@ func (l *Listener) handleError(rc *fasthttp.RequestCtx, err error) {
 
 // resolveSandbox returns the address to bind and the host name to publish.
 func resolveSandbox(ctx context.Context) (bindHost, uriHost string) {
-	if addrs, err := hostsOnly.LookupHost(ctx, SandboxHost); err == nil && len(addrs) > 0 {
-		return addrs[0], SandboxHost
+	addrs, err := hostsOnly.LookupHost(ctx, SandboxHost)
+	if err != nil {
+		addrs = nil
+	}
+	return sandboxAddr(addrs)
+}
+
+// sandboxAddr picks the address to bind among those /etc/hosts gives the sandbox name: the
+// first that is one machine address, not every interface (0.0.0.0 or ::). Without one,
+// the listener binds loopback and publishes it, which local emulators deliver to.
+func sandboxAddr(addrs []string) (bindHost, uriHost string) {
+	for _, a := range addrs {
+		if ip := net.ParseIP(a); ip != nil && !ip.IsUnspecified() {
+			return a, SandboxHost
+		}
 	}
 	return "127.0.0.1", "127.0.0.1"
 }

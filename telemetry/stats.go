@@ -63,7 +63,8 @@ type Stats struct {
 
 // Counts is a snapshot of Stats.
 type Counts struct {
-	// Batches is the number of POST bodies received, whatever became of them.
+	// Batches is the number of POST bodies read and decoded, whatever became of their
+	// events. A request that was refused (Rejected) is not a batch.
 	Batches uint64
 	// Events is the number of events decoded, typed or not.
 	Events uint64
@@ -73,7 +74,8 @@ type Counts struct {
 	// wrong shape). They are kept, not dropped.
 	Untyped uint64
 	// Rejected is the number of requests answered with an error status: a method other than
-	// POST, a body over the limit, or a request that could not be read.
+	// POST, a body over the limit, a request that could not be read, or a connection over
+	// the listener's MaxConns.
 	Rejected uint64
 	// AcceptErrors is the number of failed accepts of a connection, each retried after a pause.
 	AcceptErrors uint64

@@ -13,13 +13,17 @@ import (
 	"syscall"
 
 	"github.com/lambda-otel/lambda-otel/extension"
+	"github.com/lambda-otel/lambda-otel/internal/redact"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	cfg, cfgErr := extension.LoadConfig(os.LookupEnv)
 	name := filepath.Base(os.Args[0])
-	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel})).With("extension", name)
+	// The extension never logs a header value, but a backend may quote one back in an
+	// error that is logged: everything written is cleared of them.
+	secrets := cfg.Export.Secrets()
+	log := slog.New(redact.NewHandler(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}), secrets)).With("extension", name)
 	err := extension.Run(ctx, extension.Options{
 		RuntimeAPI: os.Getenv("AWS_LAMBDA_RUNTIME_API"),
 		Name:       name,
@@ -27,6 +31,7 @@ func main() {
 		ConfigErr:  cfgErr,
 		Logger:     log,
 		Version:    version(),
+		Console:    redact.NewWriter(os.Stderr, secrets),
 	})
 	stop()
 	if err != nil {
