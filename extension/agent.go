@@ -244,12 +244,30 @@ func (a *agent) stop(ctx context.Context, reason string) error {
 	}
 	q.DropPending(exporters.OutcomeShutdown)
 	err = errors.Join(err, q.Close(ctx))
+	a.logIntakeDrops()
 	if a.log.Enabled(ctx, slog.LevelDebug) {
 		a.log.Debug("shutdown", "reason", reason, "functionName", a.reg.FunctionName,
 			"buffered", len(events), "byType", countByType(events), "counts", summarize(a.stats.Snapshot()),
 			"exports", q.Counts(), "shutdownMs", time.Since(began).Milliseconds())
 	}
 	return err
+}
+
+// logIntakeDrops warns, once at shutdown, of the telemetry the extension dropped before
+// export (a full buffer, deliveries it could not read), by reason: its metric may never
+// reach a backend that is down, and the log line is then the only record.
+func (a *agent) logIntakeDrops() {
+	c := a.stats.Snapshot()
+	for _, r := range telemetry.DropReasons() {
+		if c.Dropped[r] == 0 {
+			continue
+		}
+		unit := "events"
+		if r.CountsBatches() {
+			unit = "batches"
+		}
+		a.log.Warn("telemetry dropped before export", "reason", r.String(), unit, c.Dropped[r], "bytes", c.DroppedBytes[r])
+	}
 }
 
 // awaitFinal converts the telemetry that follows the last invocation as it arrives. The

@@ -144,6 +144,10 @@ func TestRunReceivesTelemetryUntilShutdown(t *testing.T) {
 		line.Counts["dropped_no_exporter"] != 0 {
 		t.Errorf("counts %+v", line.Counts)
 	}
+	// The drop is also told at the default level, once, for a backend that never gets the metric.
+	if n := strings.Count(r.logs.String(), `"level":"WARN","msg":"telemetry dropped before export","reason":"malformed_batch","batches":1,`); n != 1 {
+		t.Errorf("the malformed batch was warned of %d times, want once:\n%s", n, r.logs.String())
+	}
 	// The invocation never got its report: its span is still exported, at shutdown.
 	if spans, logs, points := rcv.Counts(); spans != 1 || logs != 4 || points == 0 {
 		t.Errorf("the backend received %d spans, %d log records, %d points; want 1, 4 and some", spans, logs, points)
