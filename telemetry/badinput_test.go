@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 // badInputMaxBody is the body limit of the listener the bad-input cases run against:
@@ -70,14 +69,8 @@ func cmpOr(s, def string) string {
 // or 0 when the listener closed the connection without one.
 func exchange(t *testing.T, addr string, r rawRequest) int {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := dial(t, addr)
 	defer c.Close()
-	if err := c.SetDeadline(time.Now().Add(5 * time.Second)); err != nil {
-		t.Fatal(err)
-	}
 	if _, err := c.Write(r.bytes(addr)); err != nil {
 		t.Fatalf("writing the request: %v", err)
 	}

@@ -25,9 +25,15 @@ func startListener(t *testing.T, maxBody, maxBuffer int) (*Listener, *Buffer, *S
 	t.Helper()
 	st := new(Stats)
 	buf := NewBuffer(maxBuffer, st)
+	return listen(t, ListenerConfig{Host: "127.0.0.1", MaxBodyBytes: maxBody}, buf, st), buf, st
+}
+
+// listen starts a listener that is closed, gracefully, when the test ends.
+func listen(t *testing.T, cfg ListenerConfig, buf *Buffer, st *Stats) *Listener {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
-	l, err := Listen(ctx, ListenerConfig{Host: "127.0.0.1", MaxBodyBytes: maxBody}, buf, st)
+	l, err := Listen(ctx, cfg, buf, st)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +44,20 @@ func startListener(t *testing.T, maxBody, maxBuffer int) (*Listener, *Buffer, *S
 			t.Error(err)
 		}
 	})
-	return l, buf, st
+	return l
+}
+
+// dial connects to addr with a deadline on everything the test does with the connection.
+func dial(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 func post(t *testing.T, method, uri string, body []byte) int {
@@ -230,21 +249,13 @@ func TestListenerCloseIsGraceful(t *testing.T) {
 		t.Fatal(err)
 	}
 	u, _ := url.Parse(l.URI())
-	dial := func() net.Conn {
-		c, err := net.DialTimeout("tcp", u.Host, 5*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-		t.Cleanup(func() { c.Close() })
-		return c
-	}
 	body := `[{"time":"2022-10-12T00:03:50.000Z","type":"function","record":"x"}]`
 	request := func(body string) string {
 		return fmt.Sprintf("POST / HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\n\r\n%s", u.Host, len(body), body)
 	}
 
-	idle := dial()
+	idle := dial(t, u.Host)
+	defer idle.Close()
 	if _, err := io.WriteString(idle, request(body)); err != nil {
 		t.Fatal(err)
 	}
@@ -253,7 +264,8 @@ func TestListenerCloseIsGraceful(t *testing.T) {
 		t.Fatalf("keep-alive request: %v %v", resp, err)
 	}
 
-	busy := dial()
+	busy := dial(t, u.Host)
+	defer busy.Close()
 	full := request(body)
 	half := len(full) - len(body)/2
 	if _, err := io.WriteString(busy, full[:half]); err != nil {

@@ -21,24 +21,12 @@ import (
 // DNS: the sandbox name is read from /etc/hosts alone.
 func TestListenerBindsOneAddress(t *testing.T) {
 	st := new(Stats)
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-	defer cancel()
-	l, err := Listen(ctx, ListenerConfig{MaxBodyBytes: 1024}, NewBuffer(1024, st), st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := l.Close(ctx); err != nil {
-			t.Error(err)
-		}
-	})
+	l := listen(t, ListenerConfig{MaxBodyBytes: 1024}, NewBuffer(1024, st), st)
 	bound := l.ln.Addr().(*net.TCPAddr)
 	if bound.IP.IsUnspecified() {
 		t.Fatalf("the listener bound %s, every interface", bound)
 	}
-	wantBind, _ := resolveSandbox(ctx)
+	wantBind, _ := resolveSandbox(t.Context())
 	if !bound.IP.Equal(net.ParseIP(wantBind)) {
 		t.Errorf("the listener bound %s, want %s", bound.IP, wantBind)
 	}
@@ -215,14 +203,8 @@ func deliver(addr string) int {
 // closed with the request unread.
 func answerOnConnect(t *testing.T, addr string) int {
 	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := dial(t, addr)
 	defer c.Close()
-	if err := c.SetDeadline(time.Now().Add(5 * time.Second)); err != nil {
-		t.Fatal(err)
-	}
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 	if err != nil {
 		t.Fatalf("reading the answer to a connection: %v", err)
@@ -237,17 +219,7 @@ func answerOnConnect(t *testing.T, addr string) int {
 func TestListenerConnectionCap(t *testing.T) {
 	st := new(Stats)
 	buf := NewBuffer(1<<20, st)
-	l, err := Listen(t.Context(), ListenerConfig{Host: "127.0.0.1", MaxBodyBytes: 1 << 16, MaxConns: 4}, buf, st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := l.Close(ctx); err != nil {
-			t.Error(err)
-		}
-	})
+	l := listen(t, ListenerConfig{Host: "127.0.0.1", MaxBodyBytes: 1 << 16, MaxConns: 4}, buf, st)
 	addr := hostOf(t, l)
 	baseline := runtime.NumGoroutine()
 	var conns []net.Conn
