@@ -2,7 +2,6 @@ package exporters
 
 import (
 	"cmp"
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
@@ -446,15 +445,7 @@ func New(c Config, w io.Writer) ([]Exporter, error) {
 	for _, name := range c.Exporters {
 		switch name {
 		case NameOTLP:
-			var e Exporter = NewOTLP(c.OTLP)
-			var none [numSignals]bool
-			for _, sig := range Signals {
-				none[sig] = c.OTLP[sig].URL == ""
-			}
-			if none != [numSignals]bool{} {
-				e = &noEndpoint{Exporter: e, none: none}
-			}
-			exps = append(exps, e)
+			exps = append(exps, NewOTLP(c.OTLP))
 		case NameFile:
 			f, err := NewFile(c.FilePath)
 			if err != nil {
@@ -467,22 +458,6 @@ func New(c Config, w io.Writer) ([]Exporter, error) {
 		}
 	}
 	return exps, errors.Join(errs...)
-}
-
-// noEndpoint refuses at once the requests of the signals whose endpoint was not valid
-// (LoadConfig reported it), which the OTLP exporter would otherwise retry as a transport
-// failure until the flush's budget ran out, adding the whole budget to every invocation
-// that flushes.
-type noEndpoint struct {
-	Exporter
-	none [numSignals]bool
-}
-
-func (e *noEndpoint) Export(ctx context.Context, r Request) Result {
-	if e.none[r.Signal()] {
-		return Result{Rejected: r.Items(), Err: fmt.Errorf("%s are not sent: their OTLP endpoint is not valid (see the configuration error)", r.Signal())}
-	}
-	return e.Exporter.Export(ctx, r)
 }
 
 // Validate reports every setting outside what LoadConfig produces, naming the variable

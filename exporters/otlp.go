@@ -131,6 +131,11 @@ type attempt struct {
 func (e *OTLP) Export(ctx context.Context, r Request) Result {
 	s := e.targets[r.Signal()]
 	items := r.Items()
+	if s.URL == "" {
+		// LoadConfig reported the endpoint as not valid. Refused at once: retried as a
+		// transport failure, it would spend the flush's whole budget every time.
+		return Result{Rejected: items, Err: fmt.Errorf("%s are not sent: their OTLP endpoint is not valid (see the configuration error)", r.Signal())}
+	}
 	body, err := s.encode(r)
 	if err != nil {
 		return Result{Rejected: items, Err: fmt.Errorf("encoding %s: %w", r.Signal(), err)}
