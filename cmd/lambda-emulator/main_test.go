@@ -42,6 +42,8 @@ func emulatorCmd(ctx context.Context, args ...string) *exec.Cmd {
 	base := []string{
 		"--extensions-dir", filepath.Dir(bins.extension), "--task-dir", filepath.Dir(bins.function),
 		"--function-name", "hello-fn",
+		// Test packages run at once, each with an extension; 4243 can be held by only one.
+		"--env", "LAMBDA_OTEL_LISTENER_PORT=0",
 	}
 	return exec.CommandContext(ctx, bins.emulator, append(base, args...)...)
 }

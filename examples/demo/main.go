@@ -26,6 +26,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -92,6 +93,11 @@ func run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 	args := []string{
 		"--extensions-dir", extensions, "--task-dir", task, "--function-name", "hello",
 		"--tracing", "Active", "--events-out", filepath.Join(o.Out, "events.jsonl"),
+	}
+	if !slices.ContainsFunc(otel, func(kv string) bool { return strings.HasPrefix(kv, "LAMBDA_OTEL_LISTENER_PORT=") }) {
+		// On Lambda the extension has the sandbox's ports to itself; here another
+		// emulator's extension, or any program, may hold its default 4243.
+		args = append(args, "--env", "LAMBDA_OTEL_LISTENER_PORT=0")
 	}
 	for _, ev := range events(down.URL) {
 		args = append(args, "--invoke", ev)
