@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,8 +15,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"go.opentelemetry.io/collector/pdata/plog"
 
 	"github.com/lambda-otel/lambda-otel/internal/otlptest"
 	"github.com/lambda-otel/lambda-otel/internal/testbin"
@@ -66,63 +65,24 @@ func TestExtensionThroughEmulatorIntoCollector(t *testing.T) {
 	if spans != 4 || logs < 3*5 || points == 0 {
 		t.Errorf("received %d spans (want init + 3 invocations), %d log records, %d points\n%s", spans, logs, points, stderr.String())
 	}
-	traces, logData, metrics := rcv.Received()
-	var names []string
-	for _, td := range traces {
-		for i := 0; i < td.ResourceSpans().Len(); i++ {
-			rs := td.ResourceSpans().At(i)
-			if svc, _ := rs.Resource().Attributes().Get("service.name"); svc.Str() != "hello-service" {
-				t.Errorf("service.name = %q", svc.Str())
-			}
-			for j := 0; j < rs.ScopeSpans().Len(); j++ {
-				ss := rs.ScopeSpans().At(j).Spans()
-				for k := 0; k < ss.Len(); k++ {
-					names = append(names, ss.At(k).Name())
-				}
-			}
-		}
+	got := otlptest.Summarize(rcv.Received())
+	if !maps.Equal(got.Services, map[string]bool{"hello-service": true}) {
+		t.Errorf("service.name = %v", got.Services)
 	}
-	slices.Sort(names)
-	if !slices.Equal(names, []string{"hello-fn", "hello-fn", "hello-fn", "init"}) {
-		t.Errorf("span names = %v", names)
+	if !slices.Equal(got.Spans, []string{"hello-fn", "hello-fn", "hello-fn", "init"}) {
+		t.Errorf("span names = %v", got.Spans)
 	}
-	if sev := severities(logData); sev["WARN"] == 0 || sev["INFO"] == 0 || sev["DEBUG"] == 0 {
+	if sev := got.Severities; sev["WARN"] == 0 || sev["INFO"] == 0 || sev["DEBUG"] == 0 {
 		t.Errorf("log severities = %v", sev)
 	}
-	var metricNames []string
-	for _, md := range metrics {
-		for i := 0; i < md.ResourceMetrics().Len(); i++ {
-			sm := md.ResourceMetrics().At(i).ScopeMetrics()
-			for j := 0; j < sm.Len(); j++ {
-				for k := 0; k < sm.At(j).Metrics().Len(); k++ {
-					metricNames = append(metricNames, sm.At(j).Metrics().At(k).Name())
-				}
-			}
-		}
-	}
 	for _, want := range []string{"faas.invocations", "faas.invoke_duration", "faas.coldstarts"} {
-		if !slices.Contains(metricNames, want) {
-			t.Errorf("metric %s not received; got %v", want, metricNames)
+		if !slices.Contains(got.Metrics, want) {
+			t.Errorf("metric %s not received; got %v", want, got.Metrics)
 		}
 	}
 	if !strings.Contains(stdout.String(), "the environment ran without failures") {
 		t.Errorf("summary:\n%s", stdout.String())
 	}
-}
-
-func severities(logs []plog.Logs) map[string]int {
-	out := map[string]int{}
-	for _, ld := range logs {
-		for i := 0; i < ld.ResourceLogs().Len(); i++ {
-			sl := ld.ResourceLogs().At(i).ScopeLogs()
-			for j := 0; j < sl.Len(); j++ {
-				for k := 0; k < sl.At(j).LogRecords().Len(); k++ {
-					out[sl.At(j).LogRecords().At(k).SeverityText()]++
-				}
-			}
-		}
-	}
-	return out
 }
 
 // The embedded sink receives the extension's export, prints the trace tree and writes OTLP
@@ -149,16 +109,8 @@ func TestSinkAndExitStatus(t *testing.T) {
 	if !strings.Contains(stderr.String(), "Status: error\tError Type: Runtime.ExitError") {
 		t.Errorf("no REPORT line with the crash in stderr:\n%s", stderr.String())
 	}
-	signals := map[string]int{}
-	for _, line := range readLines(t, otlpOut) {
-		for _, key := range []string{"resourceSpans", "resourceLogs", "resourceMetrics"} {
-			if strings.HasPrefix(line, `{"`+key+`"`) {
-				signals[key]++
-			}
-		}
-	}
-	if signals["resourceSpans"] == 0 || signals["resourceLogs"] == 0 || signals["resourceMetrics"] == 0 {
-		t.Errorf("--otlp-out lines by signal: %v", signals)
+	if traces, logs, metrics := otlptest.ReadFile(t, otlpOut); len(traces) == 0 || len(logs) == 0 || len(metrics) == 0 {
+		t.Errorf("--otlp-out lines by signal: %d traces, %d logs, %d metrics", len(traces), len(logs), len(metrics))
 	}
 	if events := strings.Join(readLines(t, eventsOut), "\n"); !strings.Contains(events, `"type":"platform.runtimeDone"`) || !strings.Contains(events, `"status":"failure"`) {
 		t.Errorf("--events-out lacks the failed runtimeDone:\n%s", events)

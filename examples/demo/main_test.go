@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"maps"
 	"os"
@@ -10,10 +9,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-
-	"go.opentelemetry.io/collector/pdata/plog"
-	"go.opentelemetry.io/collector/pdata/pmetric"
-	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/lambda-otel/lambda-otel/internal/otlptest"
 	"github.com/lambda-otel/lambda-otel/internal/testbin"
@@ -33,58 +28,6 @@ func TestMain(m *testing.M) {
 	}))
 }
 
-// received is what a backend got from one demo run, reduced to what the README promises.
-type received struct {
-	spans      []string // span names, sorted
-	errors     []string // status messages of the spans that failed
-	traces     map[string]bool
-	severities map[string]int
-	metrics    []string // metric names, sorted and unique
-	services   map[string]bool
-}
-
-func summarise(traces []ptrace.Traces, logs []plog.Logs, metrics []pmetric.Metrics) received {
-	r := received{traces: map[string]bool{}, severities: map[string]int{}, services: map[string]bool{}}
-	for _, td := range traces {
-		for _, rs := range td.ResourceSpans().All() {
-			if svc, ok := rs.Resource().Attributes().Get("service.name"); ok {
-				r.services[svc.Str()] = true
-			}
-			for _, ss := range rs.ScopeSpans().All() {
-				for _, sp := range ss.Spans().All() {
-					r.spans = append(r.spans, sp.Name())
-					r.traces[sp.TraceID().String()] = true
-					if sp.Status().Code() == ptrace.StatusCodeError {
-						r.errors = append(r.errors, sp.Status().Message())
-					}
-				}
-			}
-		}
-	}
-	for _, ld := range logs {
-		for _, rl := range ld.ResourceLogs().All() {
-			for _, sl := range rl.ScopeLogs().All() {
-				for _, lr := range sl.LogRecords().All() {
-					r.severities[lr.SeverityText()]++
-				}
-			}
-		}
-	}
-	names := map[string]bool{}
-	for _, md := range metrics {
-		for _, rm := range md.ResourceMetrics().All() {
-			for _, sm := range rm.ScopeMetrics().All() {
-				for _, m := range sm.Metrics().All() {
-					names[m.Name()] = true
-				}
-			}
-		}
-	}
-	slices.Sort(r.spans)
-	r.metrics = slices.Sorted(maps.Keys(names))
-	return r
-}
-
 // The demo's promise, as the README states it: a cold start and four invocations, one
 // failing, each with its logs at several severities, and the faas metrics.
 var (
@@ -99,25 +42,26 @@ var (
 	}
 )
 
-func (r received) check(t *testing.T, service string) {
+// check asserts the demo's promise on what a backend received.
+func check(t *testing.T, r otlptest.Summary, service string) {
 	t.Helper()
-	if !slices.Equal(r.spans, wantSpans) {
-		t.Errorf("span names = %v, want %v", r.spans, wantSpans)
+	if !slices.Equal(r.Spans, wantSpans) {
+		t.Errorf("span names = %v, want %v", r.Spans, wantSpans)
 	}
-	if !slices.Equal(r.errors, wantErrors) {
-		t.Errorf("failed spans' status = %v, want %v", r.errors, wantErrors)
+	if !slices.Equal(r.Errors, wantErrors) {
+		t.Errorf("failed spans' status = %v, want %v", r.Errors, wantErrors)
 	}
-	if len(r.traces) != 4 {
-		t.Errorf("%d traces, want one per invocation with init in the first", len(r.traces))
+	if len(r.Traces) != 4 {
+		t.Errorf("%d traces, want one per invocation with init in the first", len(r.Traces))
 	}
-	if !maps.Equal(r.severities, wantSeverities) {
-		t.Errorf("log records by severity = %v, want %v", r.severities, wantSeverities)
+	if !maps.Equal(r.Severities, wantSeverities) {
+		t.Errorf("log records by severity = %v, want %v", r.Severities, wantSeverities)
 	}
-	if !slices.Equal(r.metrics, wantMetrics) {
-		t.Errorf("metric names = %v, want %v", r.metrics, wantMetrics)
+	if !slices.Equal(r.Metrics, wantMetrics) {
+		t.Errorf("metric names = %v, want %v", r.Metrics, wantMetrics)
 	}
-	if !maps.Equal(r.services, map[string]bool{service: true}) {
-		t.Errorf("service.name = %v, want %s", r.services, service)
+	if !maps.Equal(r.Services, map[string]bool{service: true}) {
+		t.Errorf("service.name = %v, want %s", r.Services, service)
 	}
 }
 
@@ -140,12 +84,11 @@ func TestDemoOnTheEmbeddedSink(t *testing.T) {
 	if err := run(t.Context(), Options{Bin: binDir, Out: out}, &stdout, &stderr); err != nil {
 		t.Fatalf("demo: %v\n%s\n%s", err, stdout.String(), stderr.String())
 	}
-	traces, logs, metrics := readOTLP(t, filepath.Join(out, "otlp.jsonl"))
-	got := summarise(traces, logs, metrics)
-	got.check(t, "hello")
+	got := otlptest.Summarize(otlptest.ReadFile(t, filepath.Join(out, "otlp.jsonl")))
+	check(t, got, "hello")
 	for _, id := range downstreamTraces(t, stderr.String()) {
-		if !got.traces[id] {
-			t.Errorf("the downstream's trace %s is not one of the exported traces %v", id, got.traces)
+		if !got.Traces[id] {
+			t.Errorf("the downstream's trace %s is not one of the exported traces %v", id, got.Traces)
 		}
 	}
 	report := stdout.String()
@@ -177,8 +120,7 @@ func TestDemoToExternalBackend(t *testing.T) {
 		t.Fatalf("demo: %v\n%s\n%s", err, stdout.String(), stderr.String())
 	}
 	// The extension has exported everything before it exits, which the emulator waits for.
-	got := summarise(rcv.Received())
-	got.check(t, "checkout")
+	check(t, otlptest.Summarize(rcv.Received()), "checkout")
 	if strings.Contains(stdout.String(), "OTLP sink:") {
 		t.Errorf("the embedded sink ran although the export went to an external backend:\n%s", stdout.String())
 	}
@@ -217,48 +159,4 @@ func TestDemoNamesAMissingProgram(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "lambda-otel") || !strings.Contains(err.Error(), "make build") {
 		t.Errorf("error = %v, want one naming the missing program and how to build it", err)
 	}
-}
-
-// readOTLP reads the sink's OTLP JSON lines, one request per line, by signal.
-func readOTLP(t *testing.T, path string) ([]ptrace.Traces, []plog.Logs, []pmetric.Metrics) {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var (
-		traces  []ptrace.Traces
-		logs    []plog.Logs
-		metrics []pmetric.Metrics
-	)
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 16<<20)
-	for sc.Scan() {
-		line := sc.Bytes()
-		var err error
-		switch {
-		case bytes.HasPrefix(line, []byte(`{"resourceSpans"`)):
-			var td ptrace.Traces
-			td, err = (&ptrace.JSONUnmarshaler{}).UnmarshalTraces(line)
-			traces = append(traces, td)
-		case bytes.HasPrefix(line, []byte(`{"resourceLogs"`)):
-			var ld plog.Logs
-			ld, err = (&plog.JSONUnmarshaler{}).UnmarshalLogs(line)
-			logs = append(logs, ld)
-		case bytes.HasPrefix(line, []byte(`{"resourceMetrics"`)):
-			var md pmetric.Metrics
-			md, err = (&pmetric.JSONUnmarshaler{}).UnmarshalMetrics(line)
-			metrics = append(metrics, md)
-		default:
-			t.Fatalf("%s: a line of no OTLP signal: %.80s", path, line)
-		}
-		if err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return traces, logs, metrics
 }
