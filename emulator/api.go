@@ -350,6 +350,9 @@ func (e *Emulator) extensionNext(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(x.queue) == 0 {
 		x.ready, x.readyAt = true, time.Now()
+		if x.startup == 0 {
+			x.startup = x.readyAt.Sub(x.startedAt)
+		}
 	}
 	env.notify()
 	env.mu.Unlock()

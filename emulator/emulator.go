@@ -61,6 +61,15 @@ type Record struct {
 	ExtensionOverhead time.Duration
 	BilledDurationMs  int64
 	MaxMemoryUsedMB   int
+	// ExtensionStartup is, on a cold start, how long each extension took from the start of
+	// its process to its first event/next: the init time it costs the function.
+	ExtensionStartup []ExtensionStartup
+}
+
+// ExtensionStartup is one extension's time from process start to its first event/next.
+type ExtensionStartup struct {
+	Name     string
+	Duration time.Duration
 }
 
 // ShutdownReport is the outcome of a shutdown.

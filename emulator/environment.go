@@ -99,6 +99,10 @@ type extension struct {
 	failure    *failure
 	readyAt    time.Time
 	queue      chan []byte
+	// startedAt is when its process was started; startup, from then to its first next,
+	// is the init time it costs. Both are guarded by environment.mu.
+	startedAt time.Time
+	startup   time.Duration
 }
 
 func (x *extension) wants(event string) bool { return slices.Contains(x.events, event) }
@@ -261,7 +265,7 @@ func (env *environment) startExtensions() *failure {
 		return &failure{statusError, "Extension.LaunchError", err.Error()}
 	}
 	for _, path := range files {
-		x := &extension{name: filepath.Base(path), path: path, queue: make(chan []byte, 2)}
+		x := &extension{name: filepath.Base(path), path: path, queue: make(chan []byte, 2), startedAt: time.Now()}
 		p, err := process.Start(process.Spec{
 			Path: path, Dir: filepath.Dir(filepath.Clean(env.cfg.ExtensionsDir)), Env: env.extEnv,
 			OnLine: func(line []byte, at time.Time) { env.logLine(delivery.TypeExtensionLog, line, at) },
@@ -350,6 +354,7 @@ func (env *environment) invoke(inv *invocation) (Record, string) {
 	rec := Record{RequestID: inv.id, Cold: cold}
 	if cold {
 		rec.InitDuration = env.initDuration
+		rec.ExtensionStartup = env.startups()
 	}
 	env.emit(delivery.TypeStart, delivery.Start{RequestID: inv.id, Version: env.cfg.FunctionVersion, Tracing: inv.trace.telemetry()})
 	invokeEvent := env.invokeEvent(inv)
@@ -444,6 +449,19 @@ func (env *environment) invoke(inv *invocation) (Record, string) {
 
 // lastExtensionNext is when the last extension that took the INVOKE called next again, or
 // the runtime's next when none did.
+// startups lists how long each registered extension took from its start to its first next.
+func (env *environment) startups() []ExtensionStartup {
+	env.mu.Lock()
+	defer env.mu.Unlock()
+	var out []ExtensionStartup
+	for _, x := range env.exts {
+		if x.registered {
+			out = append(out, ExtensionStartup{Name: x.name, Duration: x.startup})
+		}
+	}
+	return out
+}
+
 func (env *environment) lastExtensionNext(inv *invocation) time.Time {
 	env.mu.Lock()
 	defer env.mu.Unlock()

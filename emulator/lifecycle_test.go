@@ -31,6 +31,17 @@ func TestColdStartAndWarmInvokes(t *testing.T) {
 	if len(rep.Killed) != 0 {
 		t.Errorf("killed at shutdown: %v", rep.Killed)
 	}
+	recs := e.Records()
+	// Only the cold start tells each extension's start-up, which init contains.
+	if len(recs) != 3 {
+		t.Fatalf("records = %d, want 3", len(recs))
+	}
+	if s := recs[0].ExtensionStartup; len(s) != 1 || s[0].Name != "recorder" || s[0].Duration <= 0 || s[0].Duration > recs[0].InitDuration {
+		t.Errorf("cold start's extension start-up = %+v, want recorder's, within init (%v)", s, recs[0].InitDuration)
+	}
+	if s := recs[1].ExtensionStartup; s != nil {
+		t.Errorf("warm invocation's extension start-up = %+v, want none", s)
+	}
 	r := f.recorded(t, "recorder")
 	// The runtime starts once the extension has registered, so the extension's subscription
 	// and the runtime's init may come in either order; both precede the end of init.

@@ -27,6 +27,11 @@ func WriteSummary(w io.Writer, records []Record, shutdown ShutdownReport, failed
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("writing the summary: %w", err)
 	}
+	for _, r := range records {
+		for _, x := range r.ExtensionStartup {
+			fmt.Fprintf(w, "extension %s: %s from its start to its first event/next\n", x.Name, ms(x.Duration))
+		}
+	}
 	if shutdown.Reason != "" {
 		fmt.Fprintf(w, "shutdown (%s) took %s", shutdown.Reason, ms(shutdown.Duration))
 		if len(shutdown.Killed) > 0 {
