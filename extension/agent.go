@@ -214,14 +214,21 @@ func (a *agent) Shutdown(ctx context.Context, ev *ShutdownEvent) error {
 func (a *agent) stop(ctx context.Context, reason string) error {
 	began := time.Now()
 	a.stopped = true
+	fctx := ctx
+	if dl, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		fctx, cancel = context.WithDeadline(ctx, dl.Add(-closeMargin))
+		defer cancel()
+	}
 	var err error
 	var events []telemetry.Event
 	if a.buffer != nil {
-		events = a.awaitFinal(ctx)
+		ship := a.shipper(fctx, true)
+		events = a.awaitFinal(ctx, ship)
 		cctx, cancel := context.WithTimeout(ctx, closeTimeout)
 		err = a.listener.Close(cctx)
 		cancel()
-		events = a.convertBuffered(events)
+		events = a.convertBuffered(events, ship)
 	}
 	a.conv.Shutdown(time.Now(), reason)
 	if !a.exporting {
@@ -232,12 +239,6 @@ func (a *agent) stop(ctx context.Context, reason string) error {
 		a.stats.Drop(telemetry.DropNoExporter, len(events), size)
 	}
 	a.enqueue()
-	fctx := ctx
-	if dl, ok := ctx.Deadline(); ok {
-		var cancel context.CancelFunc
-		fctx, cancel = context.WithDeadline(ctx, dl.Add(-closeMargin))
-		defer cancel()
-	}
 	q := a.flusher.queue
 	if ferr := q.Flush(fctx); ferr != nil {
 		a.log.Warn("the last export was incomplete", "error", ferr.Error())
@@ -274,7 +275,7 @@ func (a *agent) logIntakeDrops() {
 // platform sends the last platform.report only after every extension has finished that
 // invocation, so it arrives after SHUTDOWN: wait until it is in, or nothing has arrived for
 // a batching period, or the wait's cap is reached.
-func (a *agent) awaitFinal(ctx context.Context) []telemetry.Event {
+func (a *agent) awaitFinal(ctx context.Context, ship func()) []telemetry.Event {
 	limit := maxFinalWait
 	if dl, ok := ctx.Deadline(); ok {
 		limit = min(limit, time.Until(dl)/2)
@@ -282,15 +283,16 @@ func (a *agent) awaitFinal(ctx context.Context) []telemetry.Event {
 	cctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	quietFor := time.Duration(a.cfg.Buffering.TimeoutMs)*time.Millisecond + finalQuietMargin
-	return a.await(cctx, nil, quietFor, func(e *telemetry.Event) bool {
+	return a.await(cctx, nil, quietFor, ship, func(e *telemetry.Event) bool {
 		r, ok := e.Record.(*telemetry.Report)
 		return ok && a.lastRequest != "" && r.RequestID == a.lastRequest
 	})
 }
 
 // await converts telemetry as it arrives, appending the events to dst, until one satisfies
-// done, nothing has arrived for quietFor (when it is not zero), or ctx ends.
-func (a *agent) await(ctx context.Context, dst []telemetry.Event, quietFor time.Duration, done func(*telemetry.Event) bool) []telemetry.Event {
+// done, nothing has arrived for quietFor (when it is not zero), or ctx ends. ship is
+// convertBuffered's.
+func (a *agent) await(ctx context.Context, dst []telemetry.Event, quietFor time.Duration, ship func(), done func(*telemetry.Event) bool) []telemetry.Event {
 	var quiet *time.Timer
 	var quietC <-chan time.Time // nil, never ready, without a quiet period
 	if quietFor > 0 {
@@ -300,7 +302,7 @@ func (a *agent) await(ctx context.Context, dst []telemetry.Event, quietFor time.
 	}
 	for {
 		n := len(dst)
-		dst = a.convertBuffered(dst)
+		dst = a.convertBuffered(dst, ship)
 		for i := n; i < len(dst); i++ {
 			if done(&dst[i]) {
 				return dst
@@ -319,11 +321,17 @@ func (a *agent) await(ctx context.Context, dst []telemetry.Event, quietFor time.
 	}
 }
 
-// convertBuffered drains the buffer into the converter, appending the events to dst.
-func (a *agent) convertBuffered(dst []telemetry.Event) []telemetry.Event {
+// convertBuffered drains the buffer into the converter, appending the events to dst. A
+// backlog is converted chunkEvents at a time, with ship called between the chunks.
+func (a *agent) convertBuffered(dst []telemetry.Event, ship func()) []telemetry.Event {
 	n := len(dst)
 	dst = a.buffer.Drain(dst)
-	a.conv.Add(dst[n:])
+	for i := n; i < len(dst); i += chunkEvents {
+		if i > n {
+			ship()
+		}
+		a.conv.Add(dst[i:min(i+chunkEvents, len(dst))])
+	}
 	return dst
 }
 

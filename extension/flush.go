@@ -24,6 +24,14 @@ const (
 	// closeMargin is kept, on top of the loop's own margin, before the SHUTDOWN deadline
 	// for closing the exporters after the last export.
 	closeMargin = 30 * time.Millisecond
+	// flushBytes is the buffered telemetry at which periodic flushing does not wait for
+	// its period: at 10,000 lines a second, a 10 s period would hold 100,000 events.
+	flushBytes = 2 << 20
+	// chunkEvents bounds how many events are converted to pdata at once. A backlog (a
+	// flood, or what the shutdown strategy held) is converted, queued and sent a chunk at
+	// a time, so that the pdata of all of it never exists at once and the export queue's
+	// bound applies to what waits between flushes, not to one flush.
+	chunkEvents = 4096
 )
 
 // Backing off from an unavailable destination. A flush that leaves data behind for a
@@ -105,21 +113,37 @@ func (a *agent) onInvoke(ctx context.Context, requestID string) {
 	f := a.flusher
 	now := f.now()
 	mode := f.mode(now)
-	if f.backingOff(now) && (mode == FlushEnd || mode == FlushPeriodic && now.Sub(f.last) >= f.period()) {
+	due := mode == FlushPeriodic && (now.Sub(f.last) >= f.period() || a.backlogged())
+	defer f.release()
+	if f.backingOff(now) && (mode == FlushEnd || due) {
 		// Neither wait for the invocation's end nor export: queue what is here, so that
 		// it is bounded and counted as the queue is, and leave the invocation alone.
-		f.scratch = a.convertBuffered(f.scratch[:0])
+		f.scratch = a.convertBuffered(f.scratch[:0], a.shipper(ctx, false))
 		a.enqueue()
 		return
 	}
-	switch mode {
-	case FlushEnd:
+	switch {
+	case mode == FlushEnd:
 		a.awaitRuntimeDone(ctx, requestID)
 		a.flush(ctx, f.limit)
-	case FlushPeriodic:
-		if now.Sub(f.last) >= f.period() {
-			a.flush(ctx, f.limit)
-		}
+	case due:
+		a.flush(ctx, f.limit)
+	}
+}
+
+// backlogged reports whether the buffer holds enough to flush before the period is over:
+// at a high rate of telemetry, waiting for the period would hold it all in memory.
+func (a *agent) backlogged() bool {
+	_, n := a.buffer.Len()
+	return n >= flushBytes
+}
+
+// release lets go of the events of the last conversion, which a flood could make large.
+func (f *flusher) release() {
+	clear(f.scratch)
+	f.scratch = f.scratch[:0]
+	if cap(f.scratch) > 2*chunkEvents {
+		f.scratch = nil
 	}
 }
 
@@ -132,7 +156,7 @@ func (a *agent) awaitRuntimeDone(ctx context.Context, requestID string) {
 		defer cancel()
 	}
 	f := a.flusher
-	f.scratch = a.await(ctx, f.scratch[:0], 0, func(e *telemetry.Event) bool {
+	f.scratch = a.await(ctx, f.scratch[:0], 0, a.shipper(ctx, false), func(e *telemetry.Event) bool {
 		r, ok := e.Record.(*telemetry.RuntimeDone)
 		return ok && r.RequestID == requestID
 	})
@@ -143,10 +167,10 @@ func (a *agent) awaitRuntimeDone(ctx context.Context, requestID string) {
 func (a *agent) flush(ctx context.Context, limit time.Duration) {
 	f := a.flusher
 	f.last = f.now()
-	f.scratch = a.convertBuffered(f.scratch[:0])
-	a.enqueue()
 	fctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
+	f.scratch = a.convertBuffered(f.scratch[:0], a.shipper(fctx, false))
+	a.enqueue()
 	err := f.queue.Flush(fctx)
 	if err != nil {
 		a.log.Warn("export incomplete; what was not sent is kept for the next flush", "error", err.Error())
@@ -155,9 +179,36 @@ func (a *agent) flush(ctx context.Context, limit time.Duration) {
 	f.flushed(f.last, err != nil && f.queue.Pending())
 }
 
+// shipper returns what convertBuffered does between the chunks of a backlog: take the
+// converted chunk into the export queue and, when force is set or no backoff is running,
+// send what is queued within ctx and the flush budget. The extension's own counters stay
+// those of the first chunk, so that a backlog adds no metric points of its own.
+func (a *agent) shipper(ctx context.Context, force bool) func() {
+	var self *convert.Self
+	return func() {
+		if self == nil {
+			s := a.self()
+			self = &s
+		}
+		a.enqueueAs(*self)
+		f := a.flusher
+		start := f.now()
+		if !force && f.backingOff(start) {
+			return
+		}
+		sctx, cancel := context.WithTimeout(ctx, f.limit)
+		defer cancel()
+		err := f.queue.Flush(sctx)
+		f.flushed(start, err != nil && f.queue.Pending())
+	}
+}
+
 // enqueue takes what the converter has ready into the export queue.
-func (a *agent) enqueue() {
-	d := a.conv.Take(time.Now(), a.self())
+func (a *agent) enqueue() { a.enqueueAs(a.self()) }
+
+// enqueueAs is enqueue with the extension's own counters as of self.
+func (a *agent) enqueueAs(self convert.Self) {
+	d := a.conv.Take(time.Now(), self)
 	a.flusher.queue.Add(exporters.TracesRequest(d.Traces), exporters.LogsRequest(d.Logs), exporters.MetricsRequest(d.Metrics))
 }
 

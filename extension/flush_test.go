@@ -252,3 +252,82 @@ func TestFlushBacksOffFromAnUnavailableBackend(t *testing.T) {
 		})
 	}
 }
+
+// lineBatches delivers n function log lines of text, numbered, in batches of 2,000.
+func lineBatches(t *testing.T, ctx context.Context, sub lambdatest.SubscribeCall, n int, text string) {
+	t.Helper()
+	at := time.Now().UTC().Format("2006-01-02T15:04:05.000Z")
+	for i := 0; i < n; i += 2000 {
+		var b strings.Builder
+		b.WriteByte('[')
+		for j := i; j < min(i+2000, n); j++ {
+			if j > i {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, `{"time":%q,"type":"function","record":"[INFO] %s %d"}`, at, text, j)
+		}
+		b.WriteByte(']')
+		if status, err := lambdatest.Deliver(ctx, sub, []byte(b.String())); err != nil || status != 200 {
+			t.Fatalf("deliver: %d %v", status, err)
+		}
+	}
+}
+
+// A backlog whose OTLP form is larger than the export queue's bound, although it fit the
+// buffer, is converted and sent a chunk at a time: nothing is dropped at shutdown. Short
+// lines of an invocation are such a backlog: each record gains the invocation's id and
+// trace context.
+func TestShutdownSendsABacklogLargerThanTheQueue(t *testing.T) {
+	ctx := testCtx(t)
+	rcv := otlptest.Start(t)
+	cfg := testConfig()
+	exportTo(t, &cfg, rcv, exporters.HTTPProtobuf)
+	cfg.QueueMaxBytes = 4 << 20
+	cfg.Convert.PlatformLogs = 0
+	const lines = 40000 // 3.4 MB as delivered, 5 MB as OTLP
+	r := startAgent(t, lambdatest.Options{}, cfg, nil)
+	sub := lambdatest.Recv(t, ctx, r.api.Subscribes, "subscribe")
+	r.invoke(t, ctx, "only")
+	start := fmt.Sprintf(`[{"time":%q,"type":"platform.start","record":{"requestId":"only","tracing":{"type":"X-Amzn-Trace-Id","value":"Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"}}}]`,
+		time.Now().Add(-time.Second).UTC().Format("2006-01-02T15:04:05.000Z"))
+	if status, err := lambdatest.Deliver(ctx, sub, []byte(start)); err != nil || status != 200 {
+		t.Fatalf("deliver: %d %v", status, err)
+	}
+	lineBatches(t, ctx, sub, lines, "x")
+	r.shutdown(t, ctx)
+	if _, logs, _ := rcv.Counts(); logs != lines {
+		t.Errorf("the backend has %d log records, want %d", logs, lines)
+	}
+	if strings.Contains(r.logs.String(), `"msg":"telemetry dropped`) {
+		t.Errorf("telemetry was dropped:\n%s", r.logs.String())
+	}
+}
+
+// Periodic flushing does not wait for its period when the buffer holds flushBytes: at a
+// high rate of telemetry, waiting would hold it all in memory.
+func TestPeriodicFlushesABacklogBeforeItsPeriod(t *testing.T) {
+	ctx := testCtx(t)
+	rcv := otlptest.Start(t)
+	cfg := testConfig()
+	exportTo(t, &cfg, rcv, exporters.HTTPProtobuf)
+	cfg.Flush = Flush{Mode: FlushPeriodic, Period: time.Hour}
+	r := startAgent(t, lambdatest.Options{}, cfg, nil)
+	sub := lambdatest.Recv(t, ctx, r.api.Subscribes, "subscribe")
+	small := 100
+	lineBatches(t, ctx, sub, small, strings.Repeat("x", 200))
+	r.invoke(t, ctx, "first")
+	lambdatest.Recv(t, ctx, r.api.NextCalls, "event/next")
+	if _, logs, _ := rcv.Counts(); logs != 0 {
+		t.Fatalf("after a small backlog the backend has %d log records, want none before the period", logs)
+	}
+	const lines = 10000 // about 2.5 MB buffered, over flushBytes
+	lineBatches(t, ctx, sub, lines, strings.Repeat("x", 200))
+	if err := r.api.Send(ctx, map[string]any{"eventType": "INVOKE", "requestId": "second", "deadlineMs": time.Now().Add(time.Minute).UnixMilli()}); err != nil {
+		t.Fatal(err)
+	}
+	r.shutdownAfterNext(t, ctx, func() {
+		if _, logs, _ := rcv.Counts(); logs != small+lines {
+			t.Errorf("after a large backlog the backend has %d log records, want %d before the period", logs, small+lines)
+		}
+	})
+}
