@@ -74,12 +74,27 @@ func Run(ctx context.Context, o Options) error {
 		hc = &http.Client{Transport: tr}
 	}
 	client := NewClient(o.RuntimeAPI, o.Name, hc)
-	rctx, cancel := context.WithTimeout(ctx, initCallTimeout)
-	reg, err := client.Register(rctx, []EventType{Invoke, Shutdown}, FeatureAccountID)
-	cancel()
-	if err != nil {
-		return fmt.Errorf("registering extension %q: %w", o.Name, err)
+	a := &agent{log: log, cfg: o.Config}
+	// The registration's round trip overlaps binding the telemetry listener, which needs
+	// no identifier: both are on the cold start.
+	type registered struct {
+		reg RegisterResponse
+		err error
 	}
+	regc := make(chan registered, 1)
+	go func() {
+		rctx, cancel := context.WithTimeout(ctx, initCallTimeout)
+		defer cancel()
+		reg, err := client.Register(rctx, []EventType{Invoke, Shutdown}, FeatureAccountID)
+		regc <- registered{reg, err}
+	}()
+	buffer, l := a.listen(ctx)
+	r := <-regc
+	if r.err != nil {
+		a.closeListener(ctx, l)
+		return fmt.Errorf("registering extension %q: %w", o.Name, r.err)
+	}
+	reg := r.reg
 	if o.ConfigErr != nil {
 		log.Warn("configuration has errors; the defaults stand in for the bad values", "error", o.ConfigErr.Error())
 	}
@@ -100,17 +115,16 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		log.Error("an exporter could not start; the others carry on", "error", err.Error())
 	}
-	a := &agent{log: log, reg: reg, cfg: o.Config, exporting: len(exps) > 0,
-		conv: convert.New(convert.Options{Config: o.Config.Convert, Resource: res, Start: time.Now()}),
-		flusher: &flusher{
-			cfg:   flushFor(o.Config),
-			limit: time.Duration(o.Config.FlushTimeoutMs) * time.Millisecond,
-			queue: exporters.NewQueue(exps, o.Config.QueueMaxBytes, log),
-			now:   clock,
-			last:  clock(),
-		},
+	a.reg, a.exporting = reg, len(exps) > 0
+	a.conv = convert.New(convert.Options{Config: o.Config.Convert, Resource: res, Start: time.Now()})
+	a.flusher = &flusher{
+		cfg:   flushFor(o.Config),
+		limit: time.Duration(o.Config.FlushTimeoutMs) * time.Millisecond,
+		queue: exporters.NewQueue(exps, o.Config.QueueMaxBytes, log),
+		now:   clock,
+		last:  clock(),
 	}
-	a.startTelemetry(ctx, hc, o.RuntimeAPI, client.ID())
+	a.subscribe(ctx, hc, o.RuntimeAPI, client.ID(), buffer, l)
 	loopErr := Loop(ctx, client, a, log)
 	if a.stopped {
 		return loopErr
@@ -148,13 +162,13 @@ type agent struct {
 	stopped bool
 }
 
-// startTelemetry starts the listener and subscribes. A failure leaves the extension
-// running without telemetry: it is logged, not returned.
-func (a *agent) startTelemetry(ctx context.Context, hc *http.Client, runtimeAPI, id string) {
+// listen starts the telemetry listener and its buffer; nil when no stream is wanted or the
+// listener could not start, which leaves the extension running without telemetry.
+func (a *agent) listen(ctx context.Context) (*telemetry.Buffer, *telemetry.Listener) {
 	cfg := a.cfg
 	if len(cfg.Streams) == 0 {
 		a.log.Info("no telemetry types configured; not subscribing")
-		return
+		return nil, nil
 	}
 	buffer := telemetry.NewBuffer(cfg.QueueMaxBytes, &a.stats)
 	l, err := telemetry.Listen(ctx, telemetry.ListenerConfig{
@@ -163,8 +177,18 @@ func (a *agent) startTelemetry(ctx context.Context, hc *http.Client, runtimeAPI,
 	}, buffer, &a.stats)
 	if err != nil {
 		a.log.Error("telemetry is off: starting the listener failed", "port", cfg.ListenerPort, "error", err.Error())
+		return nil, nil
+	}
+	return buffer, l
+}
+
+// subscribe subscribes the listener l to the configured streams. A refusal leaves the
+// extension running without telemetry: it is logged, not returned.
+func (a *agent) subscribe(ctx context.Context, hc *http.Client, runtimeAPI, id string, buffer *telemetry.Buffer, l *telemetry.Listener) {
+	if l == nil {
 		return
 	}
+	cfg := a.cfg
 	sctx, cancel := context.WithTimeout(ctx, initCallTimeout)
 	defer cancel()
 	res, err := telemetry.Subscribe(sctx, hc, runtimeAPI, id, telemetry.SubscribeRequest{
@@ -175,11 +199,7 @@ func (a *agent) startTelemetry(ctx context.Context, hc *http.Client, runtimeAPI,
 	})
 	if err != nil {
 		a.log.Error("telemetry is off: the subscription was refused", "error", err.Error())
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
-		defer cancel()
-		if cerr := l.Close(cctx); cerr != nil {
-			a.log.Warn("closing the telemetry listener", "error", cerr.Error())
-		}
+		a.closeListener(ctx, l)
 		return
 	}
 	if !res.Delivering() {
@@ -187,6 +207,18 @@ func (a *agent) startTelemetry(ctx context.Context, hc *http.Client, runtimeAPI,
 			"status", res.StatusCode, "answer", res.Body)
 	}
 	a.buffer, a.listener = buffer, l
+}
+
+// closeListener closes a listener that will not be used; nil is nothing to close.
+func (a *agent) closeListener(ctx context.Context, l *telemetry.Listener) {
+	if l == nil {
+		return
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
+	defer cancel()
+	if err := l.Close(cctx); err != nil {
+		a.log.Warn("closing the telemetry listener", "error", err.Error())
+	}
 }
 
 // Invoke notes the invocation; its telemetry stays in the bounded buffer.
