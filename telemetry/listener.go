@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,15 +35,11 @@ const (
 // the listener sets no read timeout (see Listener).
 const DefaultMaxConns = 64
 
-// hostsOnly resolves names from /etc/hosts alone. Lambda lists SandboxHost there; asking DNS
-// instead would put a network round trip (or its timeout) on the cold start, and outside
-// Lambda would send the name to whatever resolver the machine has.
-var hostsOnly = &net.Resolver{
-	PreferGo: true,
-	Dial: func(context.Context, string, string) (net.Conn, error) {
-		return nil, errors.New("DNS is not consulted for " + SandboxHost)
-	},
-}
+// hostsFile is where SandboxHost is looked up. Lambda lists it there; asking DNS instead
+// would put a network round trip (or its timeout) on the cold start, and outside Lambda
+// would send the name to whatever resolver the machine has. It is read directly rather
+// than through net.Resolver, which would first read resolv.conf and nsswitch.conf too.
+const hostsFile = "/etc/hosts"
 
 // MaxBodyBytes is the largest POST body a subscription with buffering b can deliver:
 // twice maxBytes plus the per-record envelope, as the Telemetry API documents.
@@ -103,7 +101,7 @@ type Listener struct {
 func Listen(ctx context.Context, cfg ListenerConfig, buf *Buffer, stats *Stats) (*Listener, error) {
 	bindHost, uriHost := cfg.Host, cfg.Host
 	if bindHost == "" {
-		bindHost, uriHost = resolveSandbox(ctx)
+		bindHost, uriHost = resolveSandbox()
 	}
 	// Telemetry holds the function's logs: it must not be offered to the network.
 	if ip := net.ParseIP(bindHost); ip != nil && ip.IsUnspecified() {
@@ -113,8 +111,15 @@ func Listen(ctx context.Context, cfg ListenerConfig, buf *Buffer, stats *Stats) 
 	if maxConns <= 0 {
 		maxConns = DefaultMaxConns
 	}
+	// An address's own family spares the net package its probe of the IPv6 stack.
+	network := "tcp"
+	if ip := net.ParseIP(bindHost); ip != nil && ip.To4() != nil {
+		network = "tcp4"
+	} else if ip != nil {
+		network = "tcp6"
+	}
 	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", net.JoinHostPort(bindHost, strconv.Itoa(cfg.Port)))
+	ln, err := lc.Listen(ctx, network, net.JoinHostPort(bindHost, strconv.Itoa(cfg.Port)))
 	if err != nil {
 		return nil, fmt.Errorf("telemetry listener: %w", err)
 	}
@@ -317,12 +322,32 @@ func (l *Listener) handleError(rc *fasthttp.RequestCtx, err error) {
 }
 
 // resolveSandbox returns the address to bind and the host name to publish.
-func resolveSandbox(ctx context.Context) (bindHost, uriHost string) {
-	addrs, err := hostsOnly.LookupHost(ctx, SandboxHost)
+func resolveSandbox() (bindHost, uriHost string) {
+	b, err := os.ReadFile(hostsFile)
 	if err != nil {
-		addrs = nil
+		b = nil
 	}
-	return sandboxAddr(addrs)
+	return sandboxAddr(hostAddrs(b, SandboxHost))
+}
+
+// hostAddrs lists the addresses a hosts file gives name, in its order: lines of an address
+// and its names, # starting a comment, names matched in any letter case.
+func hostAddrs(hosts []byte, name string) []string {
+	var addrs []string
+	for line := range strings.Lines(string(hosts)) {
+		line, _, _ = strings.Cut(line, "#")
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		for _, n := range f[1:] {
+			if strings.EqualFold(n, name) {
+				addrs = append(addrs, f[0])
+				break
+			}
+		}
+	}
+	return addrs
 }
 
 // sandboxAddr picks the address to bind among those /etc/hosts gives the sandbox name: the

@@ -29,7 +29,7 @@ func startListener(t *testing.T, maxBody, maxBuffer int) (*Listener, *Buffer, *S
 }
 
 // listen starts a listener that is closed, gracefully, when the test ends.
-func listen(t *testing.T, cfg ListenerConfig, buf *Buffer, st *Stats) *Listener {
+func listen(t testing.TB, cfg ListenerConfig, buf *Buffer, st *Stats) *Listener {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
@@ -48,7 +48,7 @@ func listen(t *testing.T, cfg ListenerConfig, buf *Buffer, st *Stats) *Listener 
 }
 
 // dial connects to addr with a deadline on everything the test does with the connection.
-func dial(t *testing.T, addr string) net.Conn {
+func dial(t testing.TB, addr string) net.Conn {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
@@ -172,7 +172,7 @@ func TestResolveSandbox(t *testing.T) {
 			listed = true
 		}
 	}
-	bind, host := resolveSandbox(t.Context())
+	bind, host := resolveSandbox()
 	switch {
 	case listed && (host != SandboxHost || net.ParseIP(bind) == nil):
 		t.Errorf("/etc/hosts lists %s, but the listener uses %q %q", SandboxHost, bind, host)

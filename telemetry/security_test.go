@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,7 +27,7 @@ func TestListenerBindsOneAddress(t *testing.T) {
 	if bound.IP.IsUnspecified() {
 		t.Fatalf("the listener bound %s, every interface", bound)
 	}
-	wantBind, _ := resolveSandbox(t.Context())
+	wantBind, _ := resolveSandbox()
 	if !bound.IP.Equal(net.ParseIP(wantBind)) {
 		t.Errorf("the listener bound %s, want %s", bound.IP, wantBind)
 	}
@@ -249,5 +250,24 @@ func TestListenerConnectionCap(t *testing.T) {
 	waitFor(t, "the goroutines to return to "+strconv.Itoa(baseline), func() bool { return runtime.NumGoroutine() <= baseline })
 	if n, _ := buf.Len(); n != 2 {
 		t.Errorf("buffered %d events, want the 2 of the one delivery served", n)
+	}
+}
+
+// The sandbox's name is looked up in the hosts file alone, as the resolver reads it.
+func TestHostAddrs(t *testing.T) {
+	hosts := "# comment sandbox.localdomain\n127.0.0.1 localhost\n\n169.254.100.1\tSandbox.LocalDomain sandbox # the sandbox\n::1 ip6-localhost sandbox.localdomain\nbroken-line\n10.0.0.1 sandbox.localdomain.example\n"
+	tests := []struct {
+		name string
+		want []string
+	}{
+		{SandboxHost, []string{"169.254.100.1", "::1"}},
+		{"localhost", []string{"127.0.0.1"}},
+		{"comment", nil},
+		{"broken-line", nil},
+	}
+	for _, tt := range tests {
+		if got := hostAddrs([]byte(hosts), tt.name); !slices.Equal(got, tt.want) {
+			t.Errorf("hostAddrs(%q) = %q, want %q", tt.name, got, tt.want)
+		}
 	}
 }
