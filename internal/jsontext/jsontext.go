@@ -78,8 +78,13 @@ func Unquote(b []byte) (string, bool) {
 		case c == '"' || c < 0x20:
 			return "", false
 		case c < utf8.RuneSelf:
-			out.WriteByte(c)
-			i++
+			// A run of plain ASCII, most of a log line, is copied at once.
+			j := i + 1
+			for j < len(b) && b[j] >= 0x20 && b[j] < utf8.RuneSelf && b[j] != '\\' && b[j] != '"' {
+				j++
+			}
+			out.Write(b[i:j])
+			i = j
 		default:
 			r, size := utf8.DecodeRune(b[i:])
 			if r == utf8.RuneError && size == 1 {

@@ -28,3 +28,19 @@ func TestUnquoteMatchesEncodingJSON(t *testing.T) {
 		}
 	}
 }
+
+// FuzzUnquote holds Unquote to encoding/json on any string body: the same text when
+// encoding/json reads it, a failure when it does not.
+func FuzzUnquote(f *testing.F) {
+	for _, s := range []string{`plain`, `tab\there`, `caf\u00e9 \ud83d\ude00`, "bad \xff", `a\"b`, `x\`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		var want string
+		err := json.Unmarshal([]byte(`"`+string(in)+`"`), &want)
+		got, ok := Unquote(in)
+		if (err == nil) != ok || ok && got != want {
+			t.Errorf("Unquote(%q) = %q, %v; encoding/json reads %q, %v", in, got, ok, want, err)
+		}
+	})
+}
