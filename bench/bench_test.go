@@ -9,7 +9,7 @@ import (
 )
 
 // The sustained stream's length: 30 s by default, as the memory budget is stated for.
-var streamFor = flag.Duration("bench.stream", 30*time.Second, "how long BenchmarkMemory streams log lines")
+var streamFor = flag.Duration("stream-for", 30*time.Second, "how long BenchmarkMemory streams log lines")
 
 // BenchmarkInit measures cold starts of the floor extension and of lambda-otel, each
 // iteration one of each; the figures are medians over the iterations.
