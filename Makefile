@@ -23,10 +23,11 @@ lint:
 	$(GO) vet ./...
 
 ## fuzz: run each fuzz target for FUZZTIME (make fuzz FUZZTIME=10m for a long run): the
-## extension's decoder, listener, log lines, X-Ray header and configuration; the emulator's APIs,
-## subscriptions and sink
+## extension's decoder (batches and platform records), listener, log lines, X-Ray header and
+## configuration; the emulator's APIs, subscriptions and sink
 fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeBatch$$' -fuzztime=$(FUZZTIME) ./telemetry
+	$(GO) test -run='^$$' -fuzz='^FuzzPlatformRecord$$' -fuzztime=$(FUZZTIME) ./telemetry
 	$(GO) test -run='^$$' -fuzz='^FuzzListenerHandler$$' -fuzztime=$(FUZZTIME) ./telemetry
 	$(GO) test -run='^$$' -fuzz='^FuzzLoadConfig$$' -fuzztime=$(FUZZTIME) ./extension
 	$(GO) test -run='^$$' -fuzz='^FuzzParseTextLine$$' -fuzztime=$(FUZZTIME) ./telemetry/convert

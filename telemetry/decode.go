@@ -2,9 +2,11 @@ package telemetry
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/bits"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -91,6 +93,10 @@ type scanner struct {
 	buf []byte
 	str string
 	pos int
+	// spans and strs hold the elements of an array of a platform record while it is read,
+	// so that its slice is allocated once, at its length.
+	spans []Span
+	strs  []string
 }
 
 func (s *scanner) peek() byte {
@@ -137,7 +143,7 @@ func (s *scanner) event() (Event, error) {
 		}
 		return Event{Record: &Raw{JSON: bytes.Clone(s.buf[start:s.pos]), Err: "event envelope: not a JSON object"}}, nil
 	}
-	env := members{names: envelopeNames}
+	env := members{names: envelopeNames, records: true}
 	if err := s.object(1, &env); err != nil {
 		return Event{}, err
 	}
@@ -157,7 +163,11 @@ func (s *scanner) event() (Event, error) {
 		ev.Record = &Raw{JSON: bytes.Clone(s.buf[start:s.pos]), Err: "event envelope: " + strings.Join(bad, "; ")}
 		return ev, nil
 	}
-	ev.Record = s.record(ev.Type, env.found[2])
+	if env.rec != nil && env.recAt == env.found[2] && env.recType == ev.Type {
+		ev.Record = env.rec
+	} else {
+		ev.Record = s.record(ev.Type, env.found[2])
+	}
 	return ev, nil
 }
 
@@ -176,28 +186,54 @@ var (
 type members struct {
 	names []string
 	found [5]span
+	// records is set for an envelope: its platform record is then read as the walk passes
+	// it, when the type came first, as the platform sends it (see readRecord). rec is the
+	// last record read so, for type recType at recAt.
+	records bool
+	rec     Record
+	recType EventType
+	recAt   span
 }
 
-// set records v for key, unescaped and folded as encoding/json matches names. A null
-// value counts as absent, as it leaves a string field untouched there.
-func (m *members) set(s *scanner, key []byte, v span) {
-	if string(s.buf[v.a:v.b]) == "null" {
-		return
+// value steps over the value at s.pos of the member named key, and records where it is if
+// m names the member. A null value counts as absent, as it leaves a string field untouched
+// in encoding/json.
+func (m *members) value(s *scanner, key []byte, depth int) error {
+	start := s.pos
+	i := m.index(key)
+	if !(m.records && i == 2 && m.readRecord(s)) { // names[2] is an envelope's record
+		if err := s.skipValue(depth); err != nil {
+			return err
+		}
+	}
+	if i >= 0 && string(s.buf[start:s.pos]) != "null" {
+		m.found[i] = span{start, s.pos}
+	}
+	return nil
+}
+
+// index returns the index in names of the member named key, unescaped and folded as
+// encoding/json matches names, or -1.
+func (m *members) index(key []byte) int {
+	for i, n := range m.names {
+		if string(key) == n {
+			return i
+		}
 	}
 	if bytes.IndexByte(key, '\\') >= 0 {
 		k, ok := jsontext.Unquote(key)
 		if !ok {
-			return
+			return -1
 		}
 		key = []byte(k)
 	}
 	for i, n := range m.names {
 		// Folding only ever lengthens a name (ſ for s, K for k), never shortens it.
 		if len(key) >= len(n) && bytes.EqualFold(key, []byte(n)) {
-			m.found[i] = v
-			return
+			return i
 		}
 	}
+	return -1
 }
 
 // text returns the string the value at v holds. ok is false when the value is present, not
@@ -248,6 +284,16 @@ func (s *scanner) record(t EventType, v span) Record {
 	if len(raw) == 0 {
 		return rec
 	}
+	end := s.pos
+	s.pos = v.a
+	ok := s.decodeRecord(rec)
+	s.pos = end
+	if ok {
+		return rec
+	}
+	// The hand decoder declined, perhaps halfway: encoding/json reads a fresh record, so
+	// that a record it cannot read either keeps its error message.
+	rec = newPlatformRecord(t)
 	if err := json.Unmarshal(raw, rec); err != nil {
 		return &Raw{JSON: bytes.Clone(raw), Err: fmt.Sprintf("%s record: %v", t, err)}
 	}
@@ -280,12 +326,14 @@ func (s *scanner) object(depth int, m *members) error {
 		}
 		s.pos++
 		s.skipSpace()
-		vstart := s.pos
-		if err := s.skipValue(depth + 1); err != nil {
-			return err
-		}
+		var err error
 		if m != nil {
-			m.set(s, key, span{vstart, s.pos})
+			err = m.value(s, key, depth+1)
+		} else {
+			err = s.skipValue(depth + 1)
+		}
+		if err != nil {
+			return err
 		}
 		if done, err := s.separator('}', "in an object"); done || err != nil {
 			return err
@@ -342,38 +390,76 @@ func (s *scanner) literal(lit string) error {
 
 // skipString steps over a string, refusing raw control characters and bad escapes as JSON does.
 func (s *scanner) skipString() error {
-	s.pos++ // opening quote
-	for s.pos < len(s.buf) {
-		c := s.buf[s.pos]
+	_, err := s.scanString()
+	return err
+}
+
+// scanString steps over a string as skipString does, and reports whether its inside reads as
+// itself (see plainJSONString), which saves a second look at the text of a string read at once.
+func (s *scanner) scanString() (plain bool, err error) {
+	// The position lives in a local while the plain bytes, nearly all of them, go by: through
+	// s it would be loaded and stored again for each byte.
+	buf, inside := s.buf, s.pos+1 // after the opening quote
+	i := inside
+	var seen uint64 // the bytes passed, or-ed together: a high bit set means non-ASCII
+	escaped := false
+	for {
+		for i+8 <= len(buf) {
+			x := binary.LittleEndian.Uint64(buf[i:])
+			if m := special(x) & highBits; m != 0 {
+				n := bits.TrailingZeros64(m) / 8 // the first flagged byte is one of them
+				seen |= x & (1<<(8*n) - 1)
+				i += n
+				break
+			}
+			seen |= x
+			i += 8
+		}
+		for i < len(buf) && buf[i] >= 0x20 && buf[i] != '"' && buf[i] != '\\' {
+			seen |= uint64(buf[i])
+			i++
+		}
+		s.pos = i
 		switch {
-		case c == '"':
+		case i >= len(buf):
+			return false, s.unexpected("the end of a string")
+		case buf[i] == '"':
 			s.pos++
-			return nil
-		case c == '\\':
-			if s.pos+1 >= len(s.buf) {
+			return !escaped && (seen&highBits == 0 || utf8.Valid(buf[inside:i])), nil
+		case buf[i] < 0x20:
+			return false, s.unexpected("no control character in a string")
+		case i+1 >= len(buf):
+			s.pos++
+			return false, s.unexpected("an escape")
+		}
+		escaped = true
+		switch buf[i+1] {
+		case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			i += 2
+		case 'u':
+			if jsontext.Hex4(buf[i+2:]) < 0 {
 				s.pos++
-				return s.unexpected("an escape")
+				return false, s.unexpected(`four hex digits after \u`)
 			}
-			switch s.buf[s.pos+1] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				s.pos += 2
-			case 'u':
-				if jsontext.Hex4(s.buf[s.pos+2:]) < 0 {
-					s.pos++
-					return s.unexpected(`four hex digits after \u`)
-				}
-				s.pos += 6
-			default:
-				s.pos++
-				return s.unexpected("an escape")
-			}
-		case c < 0x20:
-			return s.unexpected("no control character in a string")
+			i += 6
 		default:
 			s.pos++
+			return false, s.unexpected("an escape")
 		}
 	}
-	return s.unexpected("the end of a string")
+}
+
+// Strings are looked at eight bytes at a time, as a uint64 read little-endian.
+const (
+	lowBits  = 0x0101010101010101
+	highBits = 0x8080808080808080
+)
+
+// special(x)&highBits flags the bytes of x that are control characters, quotes or
+// backslashes. It may flag another byte too, but only above one of those (a borrow carries
+// up), so that the lowest flagged byte is always one.
+func special(x uint64) uint64 {
+	return (x - 0x20*lowBits | (x ^ '"'*lowBits - lowBits) | (x ^ '\\'*lowBits - lowBits)) &^ x
 }
 
 // skipNumber steps over a number following JSON's grammar.
@@ -499,11 +585,15 @@ func (s *scanner) valueText(v span) string {
 // detach gives the text of events their own memory, releasing the batch's copy.
 func detach(events []Event) {
 	for i := range events {
-		if l, ok := events[i].Record.(*Log); ok {
-			l.Text = strings.Clone(l.Text)
-			l.Level = strings.Clone(l.Level)
-			l.RequestID = strings.Clone(l.RequestID)
-			l.Message = strings.Clone(l.Message)
+		switch r := events[i].Record.(type) {
+		case *Log:
+			r.Text = strings.Clone(r.Text)
+			r.Level = strings.Clone(r.Level)
+			r.RequestID = strings.Clone(r.RequestID)
+			r.Message = strings.Clone(r.Message)
+		case *Raw: // its bytes are its own already
+		default:
+			cloneStrings(r)
 		}
 	}
 }
@@ -511,6 +601,9 @@ func detach(events []Event) {
 // plainJSONString reports whether b, the inside of a JSON string, reads as itself: no
 // escapes, no control characters, valid UTF-8.
 func plainJSONString(b []byte) bool {
+	for len(b) >= 8 && (special(binary.LittleEndian.Uint64(b))|binary.LittleEndian.Uint64(b))&highBits == 0 {
+		b = b[8:] // eight bytes of plain ASCII
+	}
 	ascii := true
 	for _, c := range b {
 		if c == '\\' || c < 0x20 || c == '"' {
@@ -598,7 +691,7 @@ func parseUTC(s string) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	t := time.Date(year, time.Month(month), day, hour, minute, sec, nsec, time.UTC)
-	if t.Day() != day { // 31 April and the like: time.Date would roll over
+	if day > 28 && t.Day() != day { // 31 April and the like: time.Date would roll over
 		return time.Time{}, false
 	}
 	return t, true

@@ -323,7 +323,9 @@ func TestDecodeSizesAddUp(t *testing.T) {
 }
 
 func TestDecodeOwnsItsMemory(t *testing.T) {
-	body := []byte(`[{"time":"2022-10-12T00:03:50.000Z","type":"function","record":{"level":"INFO","message":"m"}},{"type":"x.unknown","record":{"a":1}}]`)
+	body := []byte(`[{"time":"2022-10-12T00:03:50.000Z","type":"function","record":{"level":"INFO","message":"m"}},{"type":"x.unknown","record":{"a":1}},` +
+		`{"type":"platform.runtimeDone","record":{"requestId":"r","tracing":{"value":"v"},"spans":[{"name":"s"}]}},` +
+		`{"record":{"name":"e","events":["INVOKE"]},"type":"platform.extension"}]`)
 	events, err := DecodeBatch(nil, body)
 	if err != nil {
 		t.Fatal(err)
@@ -336,6 +338,12 @@ func TestDecodeOwnsItsMemory(t *testing.T) {
 	}
 	if r := events[1].Record.(*Raw); string(r.JSON) != `{"a":1}` {
 		t.Errorf("raw changed with the body: %s", r.JSON)
+	}
+	if r := events[2].Record.(*RuntimeDone); r.RequestID != "r" || r.Tracing.Value != "v" || r.Spans[0].Name != "s" {
+		t.Errorf("platform record changed with the body: %+v", r)
+	}
+	if r := events[3].Record.(*Extension); r.Name != "e" || r.Events[0] != "INVOKE" {
+		t.Errorf("platform record changed with the body: %+v", r)
 	}
 }
 
@@ -373,7 +381,7 @@ func gap(a, b string) uintptr {
 
 // TestDecodeDoesNotPinBatches checks the memory the decoded events keep: known types are
 // the package's constants, and the text of a batch the events fill only in small part
-// does not keep the whole batch alive.
+// does not keep the whole batch alive, whether it is in log lines or in platform records.
 func TestDecodeDoesNotPinBatches(t *testing.T) {
 	tests := []struct {
 		name       string
@@ -385,8 +393,17 @@ func TestDecodeDoesNotPinBatches(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			body := `[{"time":"2022-10-12T00:03:50.000Z","type":"function","record":"first"}` + tt.padding +
-				`,{"time":"2022-10-12T00:03:50.000Z","type":"function","record":"second"}]`
+			// Each log line is followed by platform records whose strings differ from those
+			// after the other line in one byte, so that in the batch's copy every string of
+			// the second half lies as far from its twin in the first as the records do.
+			platform := func(n string) string {
+				return `,{"time":"2022-10-12T00:00:15.064Z","type":"platform.runtimeDone","record":{"requestId":"r` + n +
+					`","status":"success","tracing":{"type":"X-Amzn-Trace-Id","value":"Root=` + n + `"},` +
+					`"spans":[{"name":"span` + n + `","durationMs":1}]}},` +
+					`{"time":"2022-10-12T00:02:15.000Z","type":"platform.extension","record":{"name":"e` + n + `","state":"Ready","events":["INVOKE` + n + `"]}}`
+			}
+			body := `[{"time":"2022-10-12T00:03:50.000Z","type":"function","record":"first"}` + platform("1") + tt.padding +
+				`,{"time":"2022-10-12T00:03:50.000Z","type":"function","record":"second"}` + platform("2") + `]`
 			events, err := DecodeBatch(nil, []byte(body))
 			if err != nil {
 				t.Fatal(err)
@@ -394,10 +411,20 @@ func TestDecodeDoesNotPinBatches(t *testing.T) {
 			if unsafe.StringData(string(events[0].Type)) != unsafe.StringData(string(TypeFunction)) {
 				t.Error("a known type is not the package's constant")
 			}
-			a, b := events[0].Record.(*Log).Text, events[1].Record.(*Log).Text
+			a, b := events[0].Record.(*Log).Text, events[3].Record.(*Log).Text
 			inBody := uintptr(strings.Index(body, "second") - strings.Index(body, "first"))
 			if shared := gap(a, b) == inBody; shared != tt.wantShared {
 				t.Errorf("lines share the batch's copy: %v, want %v", shared, tt.wantShared)
+			}
+			inBody = uintptr(strings.Index(body, `"r2"`) - strings.Index(body, `"r1"`))
+			r1, r2 := events[1].Record.(*RuntimeDone), events[4].Record.(*RuntimeDone)
+			e1, e2 := events[2].Record.(*Extension), events[5].Record.(*Extension)
+			for _, pair := range [][2]string{{r1.RequestID, r2.RequestID}, {string(r1.Status), string(r2.Status)},
+				{r1.Tracing.Value, r2.Tracing.Value}, {r1.Spans[0].Name, r2.Spans[0].Name},
+				{e1.Name, e2.Name}, {e1.Events[0], e2.Events[0]}} {
+				if shared := gap(pair[0], pair[1]) == inBody; shared != tt.wantShared {
+					t.Errorf("platform records' %q and %q share the batch's copy: %v, want %v", pair[0], pair[1], shared, tt.wantShared)
+				}
 			}
 		})
 	}
