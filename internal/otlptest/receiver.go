@@ -4,8 +4,11 @@ package otlptest
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -34,9 +37,33 @@ type Receiver struct {
 	changed chan struct{}
 }
 
-// Start runs a receiver for the test's lifetime.
+// Start runs a receiver for the test's lifetime. Its ports are picked free and then bound,
+// so another process may take one in between: Start then tries again with others.
 func Start(t testing.TB) *Receiver {
 	t.Helper()
+	for attempt := 1; ; attempt++ {
+		r, comps, err := start(t)
+		if err == nil {
+			t.Cleanup(func() {
+				sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				for _, c := range comps {
+					if err := c.Shutdown(sctx); err != nil {
+						t.Errorf("stopping the OTLP receiver: %v", err)
+					}
+				}
+			})
+			return r
+		}
+		if attempt == 3 || !errors.Is(err, syscall.EADDRINUSE) {
+			t.Fatalf("starting the OTLP receiver: %v", err)
+		}
+	}
+}
+
+// start creates and starts a receiver on two free ports; on failure, what was started is
+// stopped again.
+func start(t testing.TB) (*Receiver, []component.Component, error) {
 	r := &Receiver{changed: make(chan struct{}, 1)}
 	factory := otlpreceiver.NewFactory()
 	cfg := factory.CreateDefaultConfig().(*otlpreceiver.Config)
@@ -74,26 +101,22 @@ func Start(t testing.TB) *Receiver {
 	} {
 		c, err := create()
 		if err != nil {
-			t.Fatalf("creating the OTLP receiver: %v", err)
+			return nil, nil, fmt.Errorf("creating: %w", err)
 		}
 		comps = append(comps, c)
 	}
 	// The three signals share one receiver, which serves those created before it starts.
-	for _, c := range comps {
+	for i, c := range comps {
 		if err := c.Start(ctx, host{}); err != nil {
-			t.Fatalf("starting the OTLP receiver: %v", err)
+			sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			for _, started := range comps[:i] {
+				started.Shutdown(sctx)
+			}
+			return nil, nil, err
 		}
 	}
-	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		for _, c := range comps {
-			if err := c.Shutdown(sctx); err != nil {
-				t.Errorf("stopping the OTLP receiver: %v", err)
-			}
-		}
-	})
-	return r
+	return r, comps, nil
 }
 
 func (r *Receiver) keep(add func()) {
