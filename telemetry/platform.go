@@ -27,8 +27,8 @@ type field struct {
 }
 
 // fieldsOf lists the members of p, a platform record or one of its parts, by their JSON
-// names, in an array, which costs neither an allocation nor a copy; unused entries have no
-// name.
+// names, in an array returned by value, so that listing them allocates nothing; unused
+// entries have no name.
 func fieldsOf(p any) [maxFields]field {
 	switch r := p.(type) {
 	case *InitStart:
@@ -112,9 +112,9 @@ func (m *members) readRecord(s *scanner) bool {
 }
 
 // decodeRecord reads the platform record at s.pos into rec, checking its syntax as
-// skipValue would. It returns false, with s.pos unchanged and rec in any state, where it
-// leaves the record to skipValue and encoding/json: a syntax error, or anything encoding/json
-// might read otherwise.
+// skipValue does. It returns false, with s.pos unchanged and rec in any state, where it
+// leaves the record to skipValue and encoding/json: a syntax error, nesting near the limit,
+// or anything encoding/json might read otherwise.
 func (s *scanner) decodeRecord(rec Record) bool {
 	start := s.pos
 	if s.null() || s.decodeObject(rec) {
