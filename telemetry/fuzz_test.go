@@ -26,6 +26,7 @@ func addSeeds(f *testing.F) {
 	f.Add([]byte(`[{"time":"2022-08-02T12:01:23:521Z","type":"platform.runtimeDone","record":{"spans":[{"start":"2022-08-02T12:01:23:521Z"}]}}]`))
 	f.Add([]byte("[\"\xff\xfe\",{\"type\":\"function\",\"record\":\"\xc3\x28\"}]"))
 	f.Add([]byte(`[{"type":"function","record":{"LEVEL":"warn","level":"x","Message":{"a":[1]},"AWSrequestId":"j","requestId":null}}]`))
+	f.Add([]byte(`[{"type":"function","record":{"requestId":"0","requestId":null}}]`))
 	f.Add([]byte(`[{"\u0074ype":"function","record":{"meſſage":"hi","me\u0073sage":"there"}},{"type":"function","Type":null,"record":null}]`))
 	f.Add([]byte("[" + strings.Repeat("[", 600) + strings.Repeat("]", 600) + "]"))
 }
@@ -98,22 +99,34 @@ func compareWithEncodingJSON(t *testing.T, body []byte, events []Event) {
 	}
 }
 
+// nonNull is the last value of a member that is not null: the decoder reads a JSON log
+// line's fields as encoding/json reads string fields, which a null leaves untouched, so a
+// later null does not undo an earlier value.
+type nonNull json.RawMessage
+
+func (n *nonNull) UnmarshalJSON(b []byte) error {
+	if string(b) != "null" {
+		*n = append((*n)[:0], b...)
+	}
+	return nil
+}
+
 // checkLogObject compares the fields read from a JSON log line with encoding/json's reading.
 func checkLogObject(t *testing.T, i int, l *Log, raw json.RawMessage) {
 	t.Helper()
 	var w struct {
-		Level        json.RawMessage `json:"level"`
-		RequestID    json.RawMessage `json:"requestId"`
-		AWSRequestID json.RawMessage `json:"AWSrequestId"`
-		Message      json.RawMessage `json:"message"`
+		Level        nonNull `json:"level"`
+		RequestID    nonNull `json:"requestId"`
+		AWSRequestID nonNull `json:"AWSrequestId"`
+		Message      nonNull `json:"message"`
 	}
 	if json.Unmarshal(raw, &w) != nil {
 		return
 	}
-	text := func(v json.RawMessage) string {
+	text := func(v nonNull) string {
 		var s string
 		switch {
-		case string(v) == "null":
+		case len(v) == 0:
 			return ""
 		case len(v) > 0 && v[0] == '"' && json.Unmarshal(v, &s) == nil:
 			return s
