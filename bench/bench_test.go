@@ -60,8 +60,8 @@ func BenchmarkMemory(b *testing.B) {
 		r := stream(b, 1000, *streamFor)
 		idle, peak = append(idle, r.idle), append(peak, r.peak)
 	}
-	b.ReportMetric(mb(medianInt(idle)), "MB-idle")
-	b.ReportMetric(mb(medianInt(peak)), "MB-peak")
+	b.ReportMetric(mb(median(idle)), "MB-idle")
+	b.ReportMetric(mb(median(peak)), "MB-peak")
 	b.ReportMetric(0, "ns/op")
 }
 

@@ -447,8 +447,6 @@ func (env *environment) invoke(inv *invocation) (Record, string) {
 	}
 }
 
-// lastExtensionNext is when the last extension that took the INVOKE called next again, or
-// the runtime's next when none did.
 // startups lists how long each registered extension took from its start to its first next.
 func (env *environment) startups() []ExtensionStartup {
 	env.mu.Lock()
@@ -462,6 +460,8 @@ func (env *environment) startups() []ExtensionStartup {
 	return out
 }
 
+// lastExtensionNext is when the last extension that took the INVOKE called next again, or
+// the runtime's next when none did.
 func (env *environment) lastExtensionNext(inv *invocation) time.Time {
 	env.mu.Lock()
 	defer env.mu.Unlock()

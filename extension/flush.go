@@ -66,18 +66,6 @@ type flusher struct {
 // backingOff reports whether flushes during invocations are paused at now.
 func (f *flusher) backingOff(now time.Time) bool { return now.Before(f.retryAt) }
 
-// flushed updates the backoff after a flush that started at start: incomplete says data
-// was left behind for a later flush.
-func (f *flusher) flushed(start time.Time, incomplete bool) {
-	if !incomplete {
-		f.backoff, f.retryAt = 0, time.Time{}
-		return
-	}
-	f.backoff = min(max(2*f.backoff, minFlushBackoff), maxFlushBackoff)
-	// A destination that said when to come back is not probed sooner.
-	f.retryAt = start.Add(max(f.backoff, f.queue.RetryAfter()))
-}
-
 // mode resolves adaptive flushing for an invocation arriving at now.
 func (f *flusher) mode(now time.Time) FlushMode {
 	if !f.lastInvoke.IsZero() {
@@ -171,12 +159,24 @@ func (a *agent) flush(ctx context.Context, limit time.Duration) {
 	defer cancel()
 	f.scratch = a.convertBuffered(f.scratch[:0], a.shipper(fctx, false))
 	a.enqueue()
-	err := f.queue.Flush(fctx)
-	if err != nil {
+	if err := f.send(fctx, f.last); err != nil {
 		a.log.Warn("export incomplete; what was not sent is kept for the next flush", "error", err.Error())
 	}
-	// What a flush leaves queued was refused for now (what is refused for good is dropped).
-	f.flushed(f.last, err != nil && f.queue.Pending())
+}
+
+// send exports what is queued within ctx, for a flush that started at start, and sets the
+// backoff by the outcome: what a flush leaves queued was refused for now (what is refused
+// for good is dropped), and the flushes during invocations pause.
+func (f *flusher) send(ctx context.Context, start time.Time) error {
+	err := f.queue.Flush(ctx)
+	if err == nil || !f.queue.Pending() {
+		f.backoff, f.retryAt = 0, time.Time{}
+		return err
+	}
+	f.backoff = min(max(2*f.backoff, minFlushBackoff), maxFlushBackoff)
+	// A destination that said when to come back is not probed sooner.
+	f.retryAt = start.Add(max(f.backoff, f.queue.RetryAfter()))
+	return err
 }
 
 // shipper returns what convertBuffered does between the chunks of a backlog: take the
@@ -198,8 +198,7 @@ func (a *agent) shipper(ctx context.Context, force bool) func() {
 		}
 		sctx, cancel := context.WithTimeout(ctx, f.limit)
 		defer cancel()
-		err := f.queue.Flush(sctx)
-		f.flushed(start, err != nil && f.queue.Pending())
+		f.send(sctx, start)
 	}
 }
 

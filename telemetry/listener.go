@@ -104,7 +104,8 @@ func Listen(ctx context.Context, cfg ListenerConfig, buf *Buffer, stats *Stats) 
 		bindHost, uriHost = resolveSandbox()
 	}
 	// Telemetry holds the function's logs: it must not be offered to the network.
-	if ip := net.ParseIP(bindHost); ip != nil && ip.IsUnspecified() {
+	ip := net.ParseIP(bindHost)
+	if ip != nil && ip.IsUnspecified() {
 		return nil, fmt.Errorf("telemetry listener: refusing to bind %s, every interface; want the sandbox's address", bindHost)
 	}
 	maxConns := cfg.MaxConns
@@ -113,9 +114,10 @@ func Listen(ctx context.Context, cfg ListenerConfig, buf *Buffer, stats *Stats) 
 	}
 	// An address's own family spares the net package its probe of the IPv6 stack.
 	network := "tcp"
-	if ip := net.ParseIP(bindHost); ip != nil && ip.To4() != nil {
+	switch {
+	case ip.To4() != nil:
 		network = "tcp4"
-	} else if ip != nil {
+	case ip != nil:
 		network = "tcp6"
 	}
 	var lc net.ListenConfig

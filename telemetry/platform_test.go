@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -212,4 +213,35 @@ func FuzzPlatformRecord(f *testing.F) {
 			}
 		}
 	})
+}
+
+// The hand decoder lists each struct's members again in fieldsOf: they must be exactly the
+// fields its JSON tags name, or a member would be decoded by hand differently from
+// encoding/json.
+func TestFieldsOfMatchesTags(t *testing.T) {
+	for _, p := range []any{new(InitStart), new(InitRuntimeDone), new(InitReport), new(InitReportMetrics),
+		new(Start), new(RuntimeDone), new(RuntimeDoneMetrics), new(Report), new(ReportMetrics),
+		new(RestoreStart), new(RestoreRuntimeDone), new(RestoreReport), new(RestoreReportMetrics),
+		new(Extension), new(TelemetrySubscription), new(LogsDropped), new(TraceContext), new(Span)} {
+		v := reflect.ValueOf(p).Elem()
+		var tags []string
+		for i := range v.NumField() {
+			name, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("json"), ",")
+			tags = append(tags, name)
+		}
+		var listed []string
+		for _, f := range fieldsOf(p) {
+			if f.name == "" {
+				continue
+			}
+			listed = append(listed, f.name)
+			i := slices.Index(tags, f.name)
+			if i < 0 || reflect.ValueOf(f.ptr).Pointer() != v.Field(i).Addr().Pointer() {
+				t.Errorf("%T: fieldsOf lists %q with a pointer to another field than its tag's", p, f.name)
+			}
+		}
+		if len(listed) != len(tags) {
+			t.Errorf("%T: fieldsOf lists %q, the tags name %q", p, listed, tags)
+		}
+	}
 }

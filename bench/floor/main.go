@@ -154,7 +154,9 @@ func (d *doneSet) wait(id string, deadline time.Time) {
 	for {
 		d.mu.Lock()
 		seen, changed := d.seen[id], d.changed
-		delete(d.seen, id)
+		if seen {
+			delete(d.seen, id)
+		}
 		d.mu.Unlock()
 		if seen {
 			return
