@@ -24,7 +24,7 @@ lint:
 
 ## fuzz: run each fuzz target for FUZZTIME (make fuzz FUZZTIME=10m for a long run): the
 ## extension's decoder (batches and platform records), listener, log lines, X-Ray header and
-## configuration; the emulator's APIs, subscriptions and sink
+## configuration; the emulator's APIs, subscriptions, sink and event-invoke config
 fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzDecodeBatch$$' -fuzztime=$(FUZZTIME) ./telemetry
 	$(GO) test -run='^$$' -fuzz='^FuzzPlatformRecord$$' -fuzztime=$(FUZZTIME) ./telemetry
@@ -37,6 +37,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzAPI$$' -fuzztime=$(FUZZTIME) ./emulator
 	$(GO) test -run='^$$' -fuzz='^FuzzSubscribe$$' -fuzztime=$(FUZZTIME) ./emulator/delivery
 	$(GO) test -run='^$$' -fuzz='^FuzzHandler$$' -fuzztime=$(FUZZTIME) ./emulator/sink
+	$(GO) test -run='^$$' -fuzz='^FuzzPut$$' -fuzztime=$(FUZZTIME) ./emulator/eventconfig
 
 ## run: the local demo: the example function and this extension in lambda-emulator (a cold start,
 ## four invocations, one failing, three calling a service on loopback, and a shutdown), exporting to

@@ -4,11 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/lambda-otel/lambda-otel/emulator/arn"
 )
 
 // Config describes the function and how to run it. The zero value of every field but
@@ -57,6 +60,24 @@ type Config struct {
 	// Freeze stops every process between invocations (SIGSTOP) and resumes them for the next
 	// one, as Lambda freezes an idle environment.
 	Freeze bool
+
+	// EventInvokeConfig, when set, is loaded at start: the AWS CLI's input JSON for
+	// put-function-event-invoke-config (FunctionName and Qualifier optional).
+	EventInvokeConfig []byte
+	// AsyncTimeScale runs the asynchronous queue's clock (retry delays, event ages) this
+	// many times real time: 1 (default) is real time, 0.001 makes a minute 60 ms.
+	AsyncTimeScale float64
+	// MaxQueuedEvents bounds the asynchronous invocations accepted and not finished;
+	// default 1000. Past it, an asynchronous invoke is refused with 429.
+	MaxQueuedEvents int
+	// DestinationsDir holds the NDJSON files that stand in for SQS queues, SNS topics and
+	// EventBridge event buses, one per ARN (see destination.FileName).
+	DestinationsDir string
+	// DestinationURLs maps Lambda function ARNs to the URLs their records are posted to.
+	DestinationURLs map[string]string
+	// DeadLetterTarget is the function's dead-letter queue or topic (an SQS or SNS ARN),
+	// which receives the events that failed every attempt or grew too old.
+	DeadLetterTarget string
 
 	// Log receives what Lambda would write to CloudWatch: platform lines (START, END, REPORT,
 	// …) and every function and extension line. Nil discards them.
@@ -119,9 +140,15 @@ func (c Config) withDefaults() Config {
 	if c.Log == nil {
 		c.Log = io.Discard
 	}
+	if c.AsyncTimeScale == 0 {
+		c.AsyncTimeScale = 1
+	}
+	if c.MaxQueuedEvents == 0 {
+		c.MaxQueuedEvents = 1000
+	}
 	// Absolute: the processes run in other directories, where a relative path means
 	// something else.
-	for _, p := range []*string{&c.ExtensionsDir, &c.TaskDir, &c.Bootstrap} {
+	for _, p := range []*string{&c.ExtensionsDir, &c.TaskDir, &c.Bootstrap, &c.DestinationsDir} {
 		if *p != "" {
 			if abs, err := filepath.Abs(*p); err == nil {
 				*p = abs
@@ -154,6 +181,7 @@ func (c Config) Validate() error {
 	if c.Tracing != "PassThrough" && c.Tracing != "Active" {
 		errs = append(errs, fmt.Errorf("tracing %q: must be PassThrough or Active", c.Tracing))
 	}
+	errs = append(errs, c.validateAsync()...)
 	size := 0
 	for _, kv := range c.Env {
 		k, v, ok := strings.Cut(kv, "=")
@@ -171,6 +199,33 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("environment variables: %d bytes, more than Lambda's %d", size, maxEnvBytes))
 	}
 	return errors.Join(errs...)
+}
+
+// validateAsync checks the settings of asynchronous invocation.
+func (c Config) validateAsync() []error {
+	var errs []error
+	if c.AsyncTimeScale <= 0 {
+		errs = append(errs, fmt.Errorf("async time scale %v: must be more than 0 (1 is real time)", c.AsyncTimeScale))
+	}
+	if c.MaxQueuedEvents < 0 {
+		errs = append(errs, fmt.Errorf("max queued events %d: must be more than 0", c.MaxQueuedEvents))
+	}
+	for a, u := range c.DestinationURLs {
+		r, err := arn.ParseDestination(a)
+		if err != nil || r.Kind != arn.LambdaFunction {
+			errs = append(errs, fmt.Errorf("destination URL for %q: the key must be a Lambda function ARN", a))
+		}
+		if pu, err := url.Parse(u); err != nil || pu.Scheme != "http" && pu.Scheme != "https" || pu.Host == "" {
+			errs = append(errs, fmt.Errorf("destination URL %q for %s: must be an http or https URL", u, a))
+		}
+	}
+	if t := c.DeadLetterTarget; t != "" {
+		r, err := arn.ParseDestination(t)
+		if err != nil || r.Kind != arn.Queue && r.Kind != arn.Topic || r.Fifo() {
+			errs = append(errs, fmt.Errorf("dead-letter target %q: must be the ARN of a standard SQS queue or SNS topic", t))
+		}
+	}
+	return errs
 }
 
 func validEnvKey(k string) bool {

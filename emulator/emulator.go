@@ -19,6 +19,9 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/lambda-otel/lambda-otel/emulator/destination"
+	"github.com/lambda-otel/lambda-otel/emulator/eventconfig"
 )
 
 // Request is one invocation's input.
@@ -30,6 +33,9 @@ type Request struct {
 	// Lambda-Runtime-Client-Context and Lambda-Runtime-Cognito-Identity.
 	ClientContext   string
 	CognitoIdentity string
+	// Qualifier is the version or alias invoked, $LATEST when empty. Its event-invoke
+	// config governs an asynchronous invocation.
+	Qualifier string
 }
 
 // Response is what the caller of a synchronous invocation receives.
@@ -64,6 +70,9 @@ type Record struct {
 	// ExtensionStartup is, on a cold start, how long each extension took from the start of
 	// its process to its first event/next: the init time it costs the function.
 	ExtensionStartup []ExtensionStartup
+	// Attempt numbers the attempts of an asynchronous invocation from 1, which share its
+	// request id; it is 0 for a synchronous one.
+	Attempt int
 }
 
 // ExtensionStartup is one extension's time from process start to its first event/next.
@@ -78,6 +87,9 @@ type ShutdownReport struct {
 	// Killed lists the extensions still running at the SHUTDOWN deadline.
 	Killed   []string
 	Duration time.Duration
+	// Unfinished are the request ids of asynchronous invocations still queued, whose
+	// remaining attempts did not run.
+	Unfinished []string
 }
 
 // InitError is a failed init phase.
@@ -96,6 +108,12 @@ type Emulator struct {
 	cfg Config
 	ln  net.Listener
 	srv *http.Server
+	// store holds the event-invoke configs, async the asynchronous invocations still to
+	// run, which runAsync runs until stopAsync.
+	store     *eventconfig.Store
+	async     *asyncQueue
+	deliverer *destination.Deliverer
+	stopAsync context.CancelFunc
 	// token is held by whoever drives the environment: an invocation until its invoke phase
 	// ends, an init, a shutdown.
 	token chan struct{}
@@ -122,12 +140,28 @@ func New(cfg Config) (*Emulator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listening for the Lambda APIs: %w", err)
 	}
-	e := &Emulator{cfg: cfg, ln: ln, token: make(chan struct{}, 1)}
+	e := &Emulator{cfg: cfg, ln: ln, token: make(chan struct{}, 1), async: newAsyncQueue(),
+		deliverer: &destination.Deliverer{Dir: cfg.DestinationsDir, URLs: cfg.DestinationURLs, NewID: newUUID}}
+	versions := []string{cfg.FunctionVersion}
+	e.store = eventconfig.NewStore(eventconfig.Function{Partition: "aws", Region: cfg.Region, Account: cfg.AccountID,
+		Name: cfg.FunctionName, Versions: versions}, nil)
+	if len(cfg.EventInvokeConfig) > 0 {
+		if err := e.store.Load(cfg.EventInvokeConfig); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("loading the event-invoke config: %w", err)
+		}
+	}
 	e.srv = &http.Server{Handler: e.apiHandler(), ReadHeaderTimeout: 10 * time.Second}
-	e.bg.Add(1)
+	ctx, stop := context.WithCancel(context.Background())
+	e.stopAsync = stop
+	e.bg.Add(2)
 	go func() {
 		defer e.bg.Done()
 		e.srv.Serve(ln)
+	}()
+	go func() {
+		defer e.bg.Done()
+		e.runAsync(ctx)
 	}()
 	return e, nil
 }
@@ -225,11 +259,16 @@ func (e *Emulator) Invoke(ctx context.Context, req Request) (*Response, error) {
 	if len(req.Payload) > MaxPayloadBytes {
 		return nil, fmt.Errorf("invoking: payload of %d bytes is more than the %d allowed", len(req.Payload), MaxPayloadBytes)
 	}
+	return e.invoke(ctx, req, newUUID(), 0)
+}
+
+// invoke runs an invocation with the request id id; attempt is its Record.Attempt.
+func (e *Emulator) invoke(ctx context.Context, req Request, id string, attempt int) (*Response, error) {
 	if err := e.acquire(ctx); err != nil {
 		return nil, err
 	}
 	inv := &invocation{
-		id:            newUUID(),
+		id:            id,
 		payload:       req.Payload,
 		arn:           fmt.Sprintf("arn:aws:lambda:%s:%s:function:%s", e.cfg.Region, e.cfg.AccountID, e.cfg.FunctionName),
 		trace:         newTrace(req.TraceHeader, e.cfg.Tracing == "Active"),
@@ -251,6 +290,7 @@ func (e *Emulator) Invoke(ctx context.Context, req Request) (*Response, error) {
 		defer e.bg.Done()
 		defer e.release()
 		rec, reason := env.invoke(inv)
+		rec.Attempt = attempt
 		e.mu.Lock()
 		e.records = append(e.records, rec)
 		e.mu.Unlock()
@@ -262,6 +302,12 @@ func (e *Emulator) Invoke(ctx context.Context, req Request) (*Response, error) {
 	case resp := <-inv.respond:
 		return resp, nil
 	case <-ctx.Done():
+		// An answer that came with the cancellation is still the answer.
+		select {
+		case resp := <-inv.respond:
+			return resp, nil
+		default:
+		}
 		return nil, fmt.Errorf("waiting for invocation %s: %w", inv.id, ctx.Err())
 	}
 }
@@ -304,8 +350,13 @@ func (e *Emulator) Shutdown(ctx context.Context) (ShutdownReport, error) {
 		rep = e.reset(env, reasonSpindown)
 	}
 	e.srv.Close()
+	e.stopAsync()
 	e.release()
 	e.bg.Wait()
+	for _, ev := range e.async.drain() {
+		e.diag("asynchronous event %s was still queued at shutdown after %d attempts; its remaining attempts did not run", ev.id, ev.attempts)
+		rep.Unfinished = append(rep.Unfinished, ev.id)
+	}
 	return rep, nil
 }
 

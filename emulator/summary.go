@@ -17,6 +17,9 @@ func WriteSummary(w io.Writer, records []Record, shutdown ShutdownReport, failed
 		if r.ErrorType != "" {
 			status += " (" + r.ErrorType + ")"
 		}
+		if r.Attempt > 0 {
+			status += fmt.Sprintf(", async attempt %d", r.Attempt)
+		}
 		init := "-"
 		if r.Cold {
 			init = ms(r.InitDuration)
@@ -38,6 +41,9 @@ func WriteSummary(w io.Writer, records []Record, shutdown ShutdownReport, failed
 			fmt.Fprintf(w, "; killed at the deadline: %v", shutdown.Killed)
 		}
 		fmt.Fprintln(w)
+	}
+	if n := len(shutdown.Unfinished); n > 0 {
+		fmt.Fprintf(w, "%d asynchronous invocations were still queued at shutdown: %v\n", n, shutdown.Unfinished)
 	}
 	result := "the environment ran without failures"
 	if failed {

@@ -42,6 +42,8 @@ type options struct {
 	noSink       bool
 	otlpOut      string
 	shutdownWait time.Duration
+	invokeConfig string
+	destURLs     listFlag
 }
 
 // listFlag is a repeatable flag.
@@ -92,6 +94,11 @@ Flags:
 	fs.BoolVar(&o.noSink, "no-otlp-sink", false, "run without the embedded OTLP sink")
 	fs.StringVar(&o.otlpOut, "otlp-out", "", "write what the sink receives to FILE as OTLP JSON lines")
 	fs.DurationVar(&o.shutdownWait, "shutdown-timeout", 2*time.Second, "time extensions get after SHUTDOWN before they are killed")
+	fs.StringVar(&o.invokeConfig, "event-invoke-config", "", "load an event-invoke config (retries, maximum event age, destinations) from FILE: the JSON of aws lambda put-function-event-invoke-config --cli-input-json")
+	fs.Float64Var(&c.AsyncTimeScale, "async-time-scale", 1, "run the clock of asynchronous invocations (retry delays, event ages) this many times real time: 0.001 makes a minute 60 ms")
+	fs.StringVar(&c.DestinationsDir, "destinations-dir", "", "directory of the NDJSON files standing in for SQS, SNS and EventBridge destinations, one per ARN")
+	fs.Var(&o.destURLs, "destination-url", "ARN=URL: post the records for the Lambda function destination ARN to URL (repeatable)")
+	fs.StringVar(&c.DeadLetterTarget, "dead-letter-arn", "", "the function's dead-letter queue or topic (SQS or SNS ARN), written under --destinations-dir")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -103,6 +110,24 @@ Flags:
 	}
 	c.Env = o.env
 	c.ShutdownTimeout = o.shutdownWait
+	for _, kv := range o.destURLs {
+		// An ARN has no "=" and a URL may: the first one separates them.
+		a, u, ok := strings.Cut(kv, "=")
+		if !ok {
+			return nil, fmt.Errorf("--destination-url %q: must be ARN=URL", kv)
+		}
+		if c.DestinationURLs == nil {
+			c.DestinationURLs = map[string]string{}
+		}
+		c.DestinationURLs[a] = u
+	}
+	if o.invokeConfig != "" {
+		b, err := os.ReadFile(o.invokeConfig)
+		if err != nil {
+			return nil, fmt.Errorf("reading --event-invoke-config: %w", err)
+		}
+		c.EventInvokeConfig = b
+	}
 	return o, nil
 }
 
