@@ -194,8 +194,14 @@ func TestInvokePaths(t *testing.T) {
 			h := f.start(t).InvokeHandler()
 			for path, want := range map[string]int{
 				InvokePath: http.StatusNoContent,
-				"/2015-03-31/functions/" + name + "/invocations": http.StatusNoContent,
-				"/2015-03-31/functions/other/invocations":        http.StatusNotFound,
+				"/2015-03-31/functions/" + name + "/invocations":                                                http.StatusNoContent,
+				"/2015-03-31/functions/other/invocations":                                                       http.StatusNotFound,
+				"/2015-03-31/functions/arn:aws:lambda:us-east-1:123456789012:function:" + name + "/invocations": http.StatusNoContent,
+				"/2015-03-31/functions/123456789012:function:" + name + ":$LATEST/invocations":                  http.StatusNoContent,
+				"/2015-03-31/functions/" + name + "/invocations?Qualifier=%24LATEST":                            http.StatusNoContent,
+				"/2015-03-31/functions/" + name + "/invocations?Qualifier=live":                                 http.StatusNotFound,
+				"/2015-03-31/functions/arn:aws:lambda:eu-west-1:123456789012:function:" + name + "/invocations": http.StatusNotFound,
+				"/2015-03-31/functions/x:v1/invocations?Qualifier=v2":                                           http.StatusBadRequest,
 			} {
 				req := httptest.NewRequest(http.MethodPost, path, strings.NewReader("{}"))
 				req.Header.Set("X-Amz-Invocation-Type", "DryRun")

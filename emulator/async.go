@@ -43,6 +43,8 @@ type asyncQueue struct {
 	held int
 	seq  uint64
 	wake chan struct{}
+	// idle are closed when held falls to 0.
+	idle []chan struct{}
 }
 
 func newAsyncQueue() *asyncQueue { return &asyncQueue{wake: make(chan struct{}, 1)} }
@@ -93,7 +95,29 @@ func (q *asyncQueue) next(now time.Time) (*asyncEvent, time.Duration) {
 func (q *asyncQueue) finish() {
 	q.mu.Lock()
 	q.held--
+	q.wakeIdle()
 	q.mu.Unlock()
+}
+
+// wakeIdle tells the waiters of idleness, if the queue is idle. q.mu is held.
+func (q *asyncQueue) wakeIdle() {
+	if q.held > 0 {
+		return
+	}
+	for _, c := range q.idle {
+		close(c)
+	}
+	q.idle = nil
+}
+
+// idleChan is closed once no event is held.
+func (q *asyncQueue) idleChan() <-chan struct{} {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	c := make(chan struct{})
+	q.idle = append(q.idle, c)
+	q.wakeIdle()
+	return c
 }
 
 // drain empties the queue, returning what it held.
@@ -102,6 +126,7 @@ func (q *asyncQueue) drain() []*asyncEvent {
 	defer q.mu.Unlock()
 	evs := q.pending
 	q.pending, q.held = nil, 0
+	q.wakeIdle()
 	return evs
 }
 
@@ -132,6 +157,17 @@ func (e *Emulator) InvokeAsync(req Request) (string, error) {
 	return ev.id, nil
 }
 
+// Drain waits until every asynchronous invocation accepted so far has finished: succeeded,
+// or failed for good with its records sent, or been dropped by a shutdown.
+func (e *Emulator) Drain(ctx context.Context) error {
+	select {
+	case <-e.async.idleChan():
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for the asynchronous invocations: %w", ctx.Err())
+	}
+}
+
 func qualifierOrLatest(q string) string {
 	if q == "" {
 		return "$LATEST"
@@ -146,7 +182,9 @@ func (e *Emulator) runAsync(ctx context.Context) {
 	for {
 		ev, wait := e.async.next(time.Now())
 		if ev != nil {
-			e.attempt(ctx, ev)
+			if !e.attempt(ctx, ev) {
+				return
+			}
 			continue
 		}
 		var fire <-chan time.Time
@@ -169,38 +207,43 @@ func (e *Emulator) scaled(d time.Duration) time.Duration {
 }
 
 // attempt runs ev once if it is not too old, then retries it, or finishes it with its
-// records sent.
-func (e *Emulator) attempt(ctx context.Context, ev *asyncEvent) {
+// records sent. It returns false when the emulator is shutting down.
+func (e *Emulator) attempt(ctx context.Context, ev *asyncEvent) bool {
 	settings := e.store.Settings(ev.req.Qualifier)
 	if age := time.Since(ev.queued); age > e.scaled(settings.MaxAge) {
 		e.diag("asynchronous event %s: older than its maximum age of %v after %d attempts; discarded", ev.id, settings.MaxAge, ev.attempts)
 		e.fail(ev, settings, destination.EventAgeExceeded)
-		return
+		return true
 	}
-	resp, err := e.invoke(ctx, ev.req, ev.id, ev.attempts+1)
+	done := make(chan struct{})
+	resp, err := e.invoke(ctx, ev.req, ev.id, ev.attempts+1, done)
 	if err != nil {
 		// The emulator is shutting down: the event stays queued, to be reported.
 		e.async.push(ev, e.cfg.MaxQueuedEvents)
-		return
+		return false
 	}
+	// The attempt is over with its report, which its function timeout bounds: only then is
+	// the event retried or finished.
+	<-done
 	ev.attempts++
 	ev.last = resp
 	if resp.FunctionError == "" {
 		e.send(ev, settings.OnSuccess, destination.Success)
 		e.async.finish()
-		return
+		return true
 	}
 	// The settings may have changed during the attempt; the retry follows the new ones.
 	settings = e.store.Settings(ev.req.Qualifier)
 	if ev.attempts > settings.MaxRetries {
 		e.diag("asynchronous event %s: failed %d attempts; retries exhausted", ev.id, ev.attempts)
 		e.fail(ev, settings, destination.RetriesExhausted)
-		return
+		return true
 	}
 	delay := retryDelays[ev.attempts-1]
 	e.diag("asynchronous event %s: attempt %d failed; retrying in %v (%v on the emulator's clock)", ev.id, ev.attempts, delay, e.scaled(delay))
 	ev.due = time.Now().Add(e.scaled(delay))
 	e.async.push(ev, e.cfg.MaxQueuedEvents)
+	return true
 }
 
 // fail finishes an event that will not succeed: its record to the on-failure destination

@@ -259,11 +259,12 @@ func (e *Emulator) Invoke(ctx context.Context, req Request) (*Response, error) {
 	if len(req.Payload) > MaxPayloadBytes {
 		return nil, fmt.Errorf("invoking: payload of %d bytes is more than the %d allowed", len(req.Payload), MaxPayloadBytes)
 	}
-	return e.invoke(ctx, req, newUUID(), 0)
+	return e.invoke(ctx, req, newUUID(), 0, nil)
 }
 
-// invoke runs an invocation with the request id id; attempt is its Record.Attempt.
-func (e *Emulator) invoke(ctx context.Context, req Request, id string, attempt int) (*Response, error) {
+// invoke runs an invocation with the request id id; attempt is its Record.Attempt. done,
+// if not nil, is closed when the invocation has ended and its Record is kept.
+func (e *Emulator) invoke(ctx context.Context, req Request, id string, attempt int, done chan struct{}) (*Response, error) {
 	if err := e.acquire(ctx); err != nil {
 		return nil, err
 	}
@@ -283,12 +284,18 @@ func (e *Emulator) invoke(ctx context.Context, req Request, id string, attempt i
 	var ie *InitError
 	if errors.As(err, &ie) {
 		e.release()
+		if done != nil {
+			close(done)
+		}
 		return errorResponse(inv.id, &failure{errorType: ie.ErrorType, message: ie.Message}), nil
 	}
 	e.bg.Add(1)
 	go func() {
 		defer e.bg.Done()
 		defer e.release()
+		if done != nil {
+			defer close(done)
+		}
 		rec, reason := env.invoke(inv)
 		rec.Attempt = attempt
 		e.mu.Lock()
