@@ -183,7 +183,7 @@ func serve(ctx context.Context, o *options, stdout, stderr io.Writer) (err error
 	if len(o.invoke) > 0 {
 		err = runBatch(ctx, e, o, stdout)
 	} else {
-		err = runServer(ctx, e, o, stderr)
+		err = runServer(ctx, e, o, stdout, stderr)
 	}
 	if snk != nil {
 		fmt.Fprintln(stdout)
@@ -285,8 +285,8 @@ func shutdown(e *emulator.Emulator) (emulator.ShutdownReport, error) {
 }
 
 // runServer serves the invoke endpoint until a signal, the invocation count or idleness
-// ends it.
-func runServer(ctx context.Context, e *emulator.Emulator, o *options, stderr io.Writer) error {
+// ends it, then prints the summary.
+func runServer(ctx context.Context, e *emulator.Emulator, o *options, stdout, stderr io.Writer) error {
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		shutdown(e)
@@ -340,6 +340,10 @@ func runServer(ctx context.Context, e *emulator.Emulator, o *options, stderr io.
 	defer cancel()
 	srv.Shutdown(cctx)
 	<-serveErr
-	_, err = shutdown(e)
-	return err
+	rep, err := shutdown(e)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout)
+	return emulator.WriteSummary(stdout, e.Records(), rep, e.Failed())
 }

@@ -4,9 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"maps"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -181,7 +184,6 @@ func TestInvokeEndpoint(t *testing.T) {
 		{"request-response", "", `{"action":"ok"}`, 200, "", `"ok":true`},
 		{"function error", "RequestResponse", `{"action":"error"}`, 200, "Unhandled", `"errorType":"PaymentDeclinedError"`},
 		{"dry run", "DryRun", `{}`, 204, "", ""},
-		{"event is not supported yet", "Event", `{}`, 400, "", "InvalidParameterValueException"},
 		{"unknown type", "Later", `{}`, 400, "", "X-Amz-Invocation-Type"},
 		{"last", "", `{"action":"ok"}`, 200, "", `"ok":true`},
 	}
@@ -222,4 +224,140 @@ func TestFlags(t *testing.T) {
 	if code := run(t.Context(), []string{"--timeout", "soon"}, &out, &out); code != 2 {
 		t.Errorf("bad duration: %d\n%s", code, out.String())
 	}
+	badConfig := filepath.Join(t.TempDir(), "config.json")
+	os.WriteFile(badConfig, []byte(`{"MaximumRetryAttempts":5}`), 0o644)
+	for _, tt := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--destination-url", "arn:aws:lambda:us-east-1:123456789012:function:f"}, 2, "must be ARN=URL"},
+		{[]string{"--destination-url", "arn:aws:sqs:us-east-1:123456789012:q=http://127.0.0.1:1"}, 1, "the key must be a Lambda function ARN"},
+		{[]string{"--async-time-scale", "-1"}, 1, "async time scale -1: must be more than 0"},
+		{[]string{"--dead-letter-arn", "arn:aws:sqs:us-east-1:123456789012:q.fifo"}, 1, "must be the ARN of a standard SQS queue or SNS topic"},
+		{[]string{"--event-invoke-config", badConfig}, 1, "loading the event-invoke config: InvalidParameterValueException: 1 validation error detected: Value '5' at 'maximumRetryAttempts'"},
+		{[]string{"--event-invoke-config", filepath.Join(t.TempDir(), "missing.json")}, 2, "reading --event-invoke-config"},
+	} {
+		out.Reset()
+		args := append([]string{"--task-dir", t.TempDir(), "--no-otlp-sink", "--invoke", "{}"}, tt.args...)
+		if code := run(t.Context(), args, &out, &out); code != tt.code || !strings.Contains(out.String(), tt.want) {
+			t.Errorf("%v: %d\n%s\nwant %d and %q", tt.args, code, out.String(), tt.code, tt.want)
+		}
+	}
+}
+
+// An asynchronous invocation through the real binaries: the failing event is retried twice
+// with the same request id, the extension exports a span for each attempt, and the records
+// reach the destination function's URL and the dead-letter queue's file.
+func TestAsyncInvoke(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	rcv := otlptest.Start(t)
+	records := make(chan map[string]any, 2)
+	dest := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var rec map[string]any
+		json.NewDecoder(r.Body).Decode(&rec)
+		records <- rec
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	defer dest.Close()
+	const (
+		onSuccess = "arn:aws:lambda:us-east-1:123456789012:function:on-success"
+		onFailure = "arn:aws:lambda:us-east-1:123456789012:function:on-failure"
+		dlq       = "arn:aws:sqs:us-east-1:123456789012:dead-letters"
+	)
+	dir := t.TempDir()
+	config := filepath.Join(dir, "config.json")
+	os.WriteFile(config, []byte(`{"FunctionName":"hello-fn","MaximumRetryAttempts":2,"DestinationConfig":{"OnSuccess":{"Destination":"`+onSuccess+`"},"OnFailure":{"Destination":"`+onFailure+`"}}}`), 0o644)
+	cmd := emulatorCmd(ctx, "--listen", "127.0.0.1:0", "--no-otlp-sink", "--env", "OTEL_EXPORTER_OTLP_ENDPOINT="+rcv.HTTPEndpoint,
+		"--event-invoke-config", config, "--async-time-scale", "0.001", "--destinations-dir", dir, "--dead-letter-arn", dlq,
+		"--destination-url", onSuccess+"="+dest.URL, "--destination-url", onFailure+"="+dest.URL)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := bufio.NewScanner(stderr)
+	var url string
+	addr := regexp.MustCompile(`(http://127\.0\.0\.1:\d+/\S+)`)
+	for url == "" && lines.Scan() {
+		url = addr.FindString(lines.Text())
+	}
+	var log bytes.Buffer
+	logDone := make(chan struct{})
+	go func() { io.Copy(&log, stderr); close(logDone) }()
+	if url == "" {
+		t.Fatal("the emulator never printed its invoke endpoint")
+	}
+	ids := map[string]string{}
+	for _, action := range []string{"error", "ok"} {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(`{"action":"`+action+`"}`))
+		req.Header.Set("X-Amz-Invocation-Type", "Event")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("Event invoke of %s: %d", action, resp.StatusCode)
+		}
+		ids[action] = resp.Header.Get("X-Amzn-Requestid")
+	}
+	got := map[string]map[string]any{}
+	for range 2 {
+		select {
+		case rec := <-records:
+			got[fmt.Sprint(field(rec, "requestContext", "condition"))] = rec
+		case <-ctx.Done():
+			t.Fatalf("records received: %v", got)
+		}
+	}
+	if r := got["Success"]; field(r, "requestContext", "requestId") != ids["ok"] || field(r, "requestContext", "approximateInvokeCount") != 1.0 {
+		t.Errorf("success record: %v", r)
+	}
+	if r := got["RetriesExhausted"]; field(r, "requestContext", "requestId") != ids["error"] || field(r, "requestContext", "approximateInvokeCount") != 3.0 {
+		t.Errorf("failure record: %v", r)
+	}
+	cmd.Process.Signal(os.Interrupt)
+	<-logDone
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit: %v\n%s", err, log.String())
+	}
+	if letters := readLines(t, filepath.Join(dir, "arn_aws_sqs_us-east-1_123456789012_dead-letters.ndjson")); len(letters) != 1 || !strings.Contains(letters[0], ids["error"]) {
+		t.Errorf("dead letters: %v", letters)
+	}
+	// The extension, subscribed to the Telemetry API, exported one span per attempt.
+	attempts := map[string]int{}
+	traces, _, _ := rcv.Received()
+	for _, td := range traces {
+		for _, rs := range td.ResourceSpans().All() {
+			for _, ss := range rs.ScopeSpans().All() {
+				for _, sp := range ss.Spans().All() {
+					if id, ok := sp.Attributes().Get("faas.invocation_id"); ok {
+						attempts[id.Str()]++
+					}
+				}
+			}
+		}
+	}
+	if attempts[ids["error"]] != 3 || attempts[ids["ok"]] != 1 {
+		t.Errorf("spans per request id %v, want 3 for %s and 1 for %s\n%s", attempts, ids["error"], ids["ok"], log.String())
+	}
+	if out := stdout.String(); !strings.Contains(out, "async attempt 3") {
+		t.Errorf("summary lacks the attempts:\n%s", out)
+	}
+}
+
+// field walks a decoded JSON document by keys.
+func field(m map[string]any, path ...string) any {
+	var v any = m
+	for _, k := range path {
+		o, _ := v.(map[string]any)
+		v = o[k]
+	}
+	return v
 }
