@@ -74,7 +74,7 @@ func Run(ctx context.Context, o Options) error {
 		hc = &http.Client{Transport: tr}
 	}
 	client := NewClient(o.RuntimeAPI, o.Name, hc)
-	a := &agent{log: log, cfg: o.Config}
+	a := &agent{log: log, cfg: o.Config, pending: newOutstanding()}
 	// The registration's round trip overlaps binding the telemetry listener, which needs
 	// no identifier: both are on the cold start.
 	type registered struct {
@@ -158,6 +158,8 @@ type agent struct {
 	exporting bool
 	// lastRequest is the request id of the latest INVOKE, whose report comes after it ends.
 	lastRequest string
+	// pending follows the INVOKEs whose platform events are not yet converted.
+	pending outstanding
 	// stopped is set once the intake has been stopped and its events accounted for.
 	stopped bool
 }
@@ -224,6 +226,7 @@ func (a *agent) closeListener(ctx context.Context, l *telemetry.Listener) {
 // Invoke notes the invocation; its telemetry stays in the bounded buffer.
 func (a *agent) Invoke(ctx context.Context, ev *InvokeEvent) error {
 	a.lastRequest = ev.RequestID
+	a.pending.invoked(ev.RequestID)
 	inv := convert.Invocation{RequestID: ev.RequestID, FunctionARN: ev.InvokedFunctionArn}
 	if ev.Tracing != nil {
 		inv.TraceHeader = ev.Tracing.Value
@@ -317,7 +320,7 @@ func (a *agent) awaitFinal(ctx context.Context, ship func()) []telemetry.Event {
 	quietFor := time.Duration(a.cfg.Buffering.TimeoutMs)*time.Millisecond + finalQuietMargin
 	return a.await(cctx, nil, quietFor, ship, func(e *telemetry.Event) bool {
 		r, ok := e.Record.(*telemetry.Report)
-		return ok && a.lastRequest != "" && r.RequestID == a.lastRequest
+		return ok && a.lastRequest != "" && r.RequestID == a.lastRequest && a.pending.reportIn(r.RequestID)
 	})
 }
 
@@ -364,6 +367,7 @@ func (a *agent) convertBuffered(dst []telemetry.Event, ship func()) []telemetry.
 		}
 		a.conv.Add(dst[i:min(i+chunkEvents, len(dst))])
 	}
+	a.pending.converted(dst[n:])
 	return dst
 }
 

@@ -146,7 +146,7 @@ func (a *agent) awaitRuntimeDone(ctx context.Context, requestID string) {
 	f := a.flusher
 	f.scratch = a.await(ctx, f.scratch[:0], 0, a.shipper(ctx, false), func(e *telemetry.Event) bool {
 		r, ok := e.Record.(*telemetry.RuntimeDone)
-		return ok && r.RequestID == requestID
+		return ok && r.RequestID == requestID && a.pending.runtimeDoneIn(requestID)
 	})
 }
 
