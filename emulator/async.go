@@ -43,8 +43,10 @@ type asyncQueue struct {
 	held int
 	seq  uint64
 	wake chan struct{}
-	// idle are closed when held falls to 0.
-	idle []chan struct{}
+	// idle, while events are held, is closed when the last one finishes.
+	idle chan struct{}
+	// closed refuses new events once the queue was drained at shutdown.
+	closed bool
 }
 
 func newAsyncQueue() *asyncQueue { return &asyncQueue{wake: make(chan struct{}, 1)} }
@@ -53,6 +55,10 @@ func newAsyncQueue() *asyncQueue { return &asyncQueue{wake: make(chan struct{}, 
 func (q *asyncQueue) push(ev *asyncEvent, limit int) error {
 	q.mu.Lock()
 	if ev.seq == 0 {
+		if q.closed {
+			q.mu.Unlock()
+			return ErrClosed
+		}
 		if q.held >= limit {
 			q.mu.Unlock()
 			return ErrQueueFull
@@ -101,31 +107,41 @@ func (q *asyncQueue) finish() {
 
 // wakeIdle tells the waiters of idleness, if the queue is idle. q.mu is held.
 func (q *asyncQueue) wakeIdle() {
-	if q.held > 0 {
-		return
+	if q.held == 0 && q.idle != nil {
+		close(q.idle)
+		q.idle = nil
 	}
-	for _, c := range q.idle {
-		close(c)
-	}
-	q.idle = nil
 }
+
+// closedChan is a channel that is closed.
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 // idleChan is closed once no event is held.
 func (q *asyncQueue) idleChan() <-chan struct{} {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	c := make(chan struct{})
-	q.idle = append(q.idle, c)
-	q.wakeIdle()
-	return c
+	if q.held == 0 {
+		return closedChan
+	}
+	if q.idle == nil {
+		q.idle = make(chan struct{})
+	}
+	return q.idle
 }
 
-// drain empties the queue, returning what it held.
+// heldEvents is the number of events accepted and not finished.
+func (q *asyncQueue) heldEvents() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.held
+}
+
+// drain closes the queue and empties it, returning what it held.
 func (q *asyncQueue) drain() []*asyncEvent {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	evs := q.pending
-	q.pending, q.held = nil, 0
+	q.pending, q.held, q.closed = nil, 0, true
 	q.wakeIdle()
 	return evs
 }
@@ -137,12 +153,6 @@ func (q *asyncQueue) drain() []*asyncEvent {
 func (e *Emulator) InvokeAsync(req Request) (string, error) {
 	if len(req.Payload) > MaxAsyncPayloadBytes {
 		return "", fmt.Errorf("invoking asynchronously: payload of %d bytes is more than the %d allowed", len(req.Payload), MaxAsyncPayloadBytes)
-	}
-	e.mu.Lock()
-	closed := e.closed
-	e.mu.Unlock()
-	if closed {
-		return "", ErrClosed
 	}
 	// The trace is the caller's, or one of its own under active tracing, for every attempt.
 	if t := newTrace(req.TraceHeader, e.cfg.Tracing == "Active"); t.ok() {
@@ -167,6 +177,9 @@ func (e *Emulator) Drain(ctx context.Context) error {
 		return fmt.Errorf("waiting for the asynchronous invocations: %w", ctx.Err())
 	}
 }
+
+// QueuedEvents is the number of asynchronous invocations accepted and not finished.
+func (e *Emulator) QueuedEvents() int { return e.async.heldEvents() }
 
 func qualifierOrLatest(q string) string {
 	if q == "" {
@@ -251,7 +264,7 @@ func (e *Emulator) attempt(ctx context.Context, ev *asyncEvent) bool {
 func (e *Emulator) fail(ev *asyncEvent, settings eventconfig.Settings, condition string) {
 	e.send(ev, settings.OnFailure, condition)
 	if target := e.cfg.DeadLetterTarget; target != "" {
-		code, msg := 0, "the event exceeded its maximum age before an attempt"
+		code, msg := 0, "the event was older than its maximum age before its first attempt"
 		if ev.last != nil {
 			code, msg = 200, errorMessage(ev.last.Payload)
 		}
@@ -291,15 +304,12 @@ func (e *Emulator) send(ev *asyncEvent, dest, condition string) {
 		rec.ResponseContext = &destination.ResponseContext{StatusCode: 200, ExecutedVersion: e.cfg.FunctionVersion, FunctionError: r.FunctionError}
 		rec.ResponsePayload = destination.JSON(r.Payload)
 	}
-	// Not under ctx: a record whose event has run is delivered even during a shutdown.
-	dctx, cancel := context.WithTimeout(context.Background(), destinationTimeout)
-	defer cancel()
-	if err := e.deliverer.Record(dctx, dest, rec); err != nil {
+	// Not under the queue's context: a record whose event has run is delivered even during
+	// a shutdown, within the deliverer's own timeout. The queue waits meanwhile, as a slow
+	// destination holds up Lambda's.
+	if err := e.deliverer.Record(context.Background(), dest, ev.req.TraceHeader, rec); err != nil {
 		e.diag("asynchronous event %s: the %s record was not delivered: %v", ev.id, condition, err)
 		return
 	}
 	e.diag("asynchronous event %s: %s record sent to %s", ev.id, condition, dest)
 }
-
-// destinationTimeout bounds the delivery of one record to a function's URL.
-const destinationTimeout = 10 * time.Second

@@ -76,7 +76,8 @@ func field(m map[string]any, path ...string) any {
 // same request id, each attempt a whole invocation in the telemetry; then the record goes
 // to the on-failure destination and the event to the dead-letter topic.
 func TestAsyncRetriesUntilExhausted(t *testing.T) {
-	f := asyncFixture(t, `{"MaximumRetryAttempts":2,"DestinationConfig":{"OnFailure":{"Destination":"`+failureQueue+`"}}}`)
+	// MaximumRetryAttempts is left to its default, 2.
+	f := asyncFixture(t, `{"DestinationConfig":{"OnFailure":{"Destination":"`+failureQueue+`"}}}`)
 	f.cfg.DeadLetterTarget = deadLetters
 	e := f.start(t)
 	event := `{"action":"error","message":"card stolen"}`
@@ -203,8 +204,13 @@ func TestAsyncSuccessInOrder(t *testing.T) {
 	}
 	for i, who := range []string{"one", "two", "three"} {
 		var r map[string]any
-		if err := json.Unmarshal(<-posted, &r); err != nil {
-			t.Fatal(err)
+		select {
+		case b := <-posted:
+			if err := json.Unmarshal(b, &r); err != nil {
+				t.Fatal(err)
+			}
+		case <-t.Context().Done():
+			t.Fatalf("record %d never posted", i)
 		}
 		if field(r, "requestContext", "condition") != "Success" || field(r, "requestContext", "requestId") != ids[i] ||
 			field(r, "requestContext", "approximateInvokeCount") != 1.0 || field(r, "requestPayload", "message") != who ||
@@ -234,18 +240,39 @@ func TestAsyncQueueLimit(t *testing.T) {
 	}
 }
 
+// reports is an EventsOut that signals each platform.report.
+type reports chan struct{}
+
+func (r reports) Write(p []byte) (int, error) {
+	if bytes.Contains(p, []byte(`"type":"platform.report"`)) {
+		r <- struct{}{}
+	}
+	return len(p), nil
+}
+
 // A retry still waiting at shutdown is reported, not waited for.
 func TestAsyncShutdownReportsUnfinished(t *testing.T) {
 	f := asyncFixture(t, `{"MaximumRetryAttempts":1}`)
 	f.cfg.AsyncTimeScale = 1
+	reported := make(reports, 1)
+	f.cfg.EventsOut = reported
 	e := f.start(t)
 	id, err := e.InvokeAsync(Request{Payload: []byte(`{"action":"error"}`)})
 	if err != nil {
 		t.Fatal(err)
 	}
+	select {
+	case <-reported:
+	case <-t.Context().Done():
+		t.Fatal("the first attempt never ended")
+	}
+	// Its retry is due a minute later.
 	rep := shutdown(t, e)
-	if !slices.Equal(rep.Unfinished, []string{id}) {
-		t.Errorf("unfinished %v, want [%s]", rep.Unfinished, id)
+	if !slices.Equal(rep.Unfinished, []string{id}) || len(e.Records()) != 1 || e.QueuedEvents() != 0 {
+		t.Errorf("unfinished %v after %d attempts, %d still queued; want [%s] after 1", rep.Unfinished, len(e.Records()), e.QueuedEvents(), id)
+	}
+	if !strings.Contains(f.log.String(), "asynchronous event "+id+" was still queued at shutdown after 1 attempts") {
+		t.Errorf("the log does not tell the unfinished event:\n%s", f.log.String())
 	}
 	if _, err := e.InvokeAsync(Request{Payload: []byte(`{}`)}); !errors.Is(err, ErrClosed) {
 		t.Errorf("after shutdown: %v, want ErrClosed", err)
@@ -254,6 +281,51 @@ func TestAsyncShutdownReportsUnfinished(t *testing.T) {
 	WriteSummary(&sum, e.Records(), rep, e.Failed())
 	if !strings.Contains(sum.String(), "1 asynchronous invocations were still queued at shutdown: ["+id+"]") {
 		t.Errorf("summary:\n%s", sum.String())
+	}
+}
+
+// The queue gives out events by due time, then by arrival: a retry that comes due runs
+// before newer events due later, and after those due earlier.
+func TestAsyncQueueOrder(t *testing.T) {
+	q := newAsyncQueue()
+	t0 := time.Now()
+	evs := map[string]*asyncEvent{}
+	for i, name := range []string{"a", "b", "c"} {
+		evs[name] = &asyncEvent{id: name, due: t0.Add(time.Duration(i) * time.Millisecond)}
+		if err := q.push(evs[name], 10); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// "a" failed and is retried, due between "b" and "c".
+	a, _ := q.next(t0)
+	a.due = t0.Add(1500 * time.Microsecond)
+	q.push(a, 10)
+	var order []string
+	for {
+		ev, wait := q.next(t0.Add(time.Second))
+		if ev == nil {
+			if wait >= 0 {
+				t.Fatalf("next waits %v with events due", wait)
+			}
+			break
+		}
+		order = append(order, ev.id)
+	}
+	if !slices.Equal(order, []string{"b", "a", "c"}) {
+		t.Errorf("order %v, want [b a c]", order)
+	}
+	if ev, wait := q.next(t0); ev != nil || wait != -1 {
+		t.Errorf("empty queue: %v %v", ev, wait)
+	}
+	q.push(&asyncEvent{id: "d", due: t0.Add(time.Minute)}, 10)
+	if ev, wait := q.next(t0); ev != nil || wait != time.Minute {
+		t.Errorf("an event due in a minute: %v, wait %v", ev, wait)
+	}
+	if q.heldEvents() != 4 {
+		t.Errorf("held %d, want 4 (none finished)", q.heldEvents())
+	}
+	if got := q.drain(); len(got) != 1 || q.push(&asyncEvent{id: "e"}, 10) != ErrClosed {
+		t.Errorf("drain returned %d events; a push after it must fail", len(got))
 	}
 }
 

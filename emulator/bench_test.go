@@ -29,3 +29,30 @@ func BenchmarkWarmInvoke(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAsyncInvoke measures an asynchronous invocation of the example function through
+// the queue, from InvokeAsync to the end of the attempt, to compare with BenchmarkWarmInvoke:
+// the difference is the queue's own cost.
+func BenchmarkAsyncInvoke(b *testing.B) {
+	f := newFixture(b)
+	f.cfg.MaxQueuedEvents = 1 << 20
+	e := f.start(b)
+	ctx := context.Background()
+	if err := e.Init(ctx); err != nil {
+		b.Fatal(err)
+	}
+	req := Request{Payload: []byte(`{"action":"ok"}`)}
+	b.ResetTimer()
+	for range b.N {
+		if _, err := e.InvokeAsync(req); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := e.Drain(ctx); err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	if recs := e.Records(); len(recs) != b.N {
+		b.Fatalf("%d invocations ran, want %d", len(recs), b.N)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -204,11 +205,11 @@ func (c Config) Validate() error {
 // validateAsync checks the settings of asynchronous invocation.
 func (c Config) validateAsync() []error {
 	var errs []error
-	if c.AsyncTimeScale <= 0 {
+	if !(c.AsyncTimeScale > 0) || math.IsInf(c.AsyncTimeScale, 0) {
 		errs = append(errs, fmt.Errorf("async time scale %v: must be more than 0 (1 is real time)", c.AsyncTimeScale))
 	}
 	if c.MaxQueuedEvents < 0 {
-		errs = append(errs, fmt.Errorf("max queued events %d: must be more than 0", c.MaxQueuedEvents))
+		errs = append(errs, fmt.Errorf("max queued events %d: must be 0 (the default, 1000) or more", c.MaxQueuedEvents))
 	}
 	for a, u := range c.DestinationURLs {
 		r, err := arn.ParseDestination(a)

@@ -323,8 +323,16 @@ func runServer(ctx context.Context, e *emulator.Emulator, o *options, stdout, st
 		case <-ctx.Done():
 			running = false
 		case <-stop:
+			// The invocations counted include their asynchronous retries still to come;
+			// a signal ends the wait.
+			e.Drain(ctx)
 			running = false
 		case <-idle:
+			// Asynchronous events still queued are work to come, not idleness.
+			if e.QueuedEvents() > 0 {
+				timer.Reset(o.idle)
+				continue
+			}
 			fmt.Fprintf(stderr, "lambda-emulator: idle for %v, shutting down\n", o.idle)
 			running = false
 		case <-activity:

@@ -234,6 +234,7 @@ func TestFlags(t *testing.T) {
 		{[]string{"--destination-url", "arn:aws:lambda:us-east-1:123456789012:function:f"}, 2, "must be ARN=URL"},
 		{[]string{"--destination-url", "arn:aws:sqs:us-east-1:123456789012:q=http://127.0.0.1:1"}, 1, "the key must be a Lambda function ARN"},
 		{[]string{"--async-time-scale", "-1"}, 1, "async time scale -1: must be more than 0"},
+		{[]string{"--async-time-scale", "NaN"}, 1, "async time scale NaN: must be more than 0"},
 		{[]string{"--dead-letter-arn", "arn:aws:sqs:us-east-1:123456789012:q.fifo"}, 1, "must be the ARN of a standard SQS queue or SNS topic"},
 		{[]string{"--event-invoke-config", badConfig}, 1, "loading the event-invoke config: InvalidParameterValueException: 1 validation error detected: Value '5' at 'maximumRetryAttempts'"},
 		{[]string{"--event-invoke-config", filepath.Join(t.TempDir(), "missing.json")}, 2, "reading --event-invoke-config"},

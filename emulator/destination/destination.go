@@ -92,16 +92,20 @@ type Attribute struct {
 const maxErrorMessage = 1024
 
 // NewDeadLetter is the dead letter of an event: its request id, the status code of the
-// last attempt and the first KB of its error message.
+// last attempt (0 when none was made, which leaves ErrorCode out) and the first KB of its
+// error message.
 func NewDeadLetter(event []byte, requestID string, errorCode int, errorMessage string) DeadLetter {
 	if len(errorMessage) > maxErrorMessage {
 		errorMessage = errorMessage[:maxErrorMessage]
 	}
-	return DeadLetter{Body: string(event), MessageAttributes: map[string]Attribute{
+	d := DeadLetter{Body: string(event), MessageAttributes: map[string]Attribute{
 		"RequestID":    {DataType: "String", StringValue: requestID},
-		"ErrorCode":    {DataType: "Number", StringValue: fmt.Sprint(errorCode)},
 		"ErrorMessage": {DataType: "String", StringValue: errorMessage},
 	}}
+	if errorCode != 0 {
+		d.MessageAttributes["ErrorCode"] = Attribute{DataType: "Number", StringValue: fmt.Sprint(errorCode)}
+	}
+	return d
 }
 
 // busEvent is an EventBridge event carrying a record as its detail.
@@ -123,7 +127,7 @@ type Deliverer struct {
 	Dir string
 	// URLs maps Lambda function ARNs to the URLs their records are posted to.
 	URLs map[string]string
-	// Client posts to URLs; nil is a client with a 10 s timeout.
+	// Client posts to URLs; nil is a client with a 10 s timeout, which bounds a delivery.
 	Client *http.Client
 	// NewID returns the id of an EventBridge event.
 	NewID func() string
@@ -138,8 +142,9 @@ func FileName(target string) string {
 }
 
 // Record delivers rec to the destination dest: as the message of a queue or topic, the
-// detail of an event bus's event, or the payload of a function.
-func (d *Deliverer) Record(ctx context.Context, dest string, rec Record) error {
+// detail of an event bus's event, or the payload of a function. trace, the invocation's
+// X-Amzn-Trace-Id if it was traced, is passed on to a function, which joins its trace.
+func (d *Deliverer) Record(ctx context.Context, dest, trace string, rec Record) error {
 	r, err := d.target(dest)
 	if err != nil {
 		return err
@@ -147,7 +152,7 @@ func (d *Deliverer) Record(ctx context.Context, dest string, rec Record) error {
 	var v any = rec
 	switch r.Kind {
 	case arn.LambdaFunction:
-		return d.post(ctx, r, rec)
+		return d.post(ctx, r, trace, rec)
 	case arn.EventBus:
 		detail := "Lambda Function Invocation Result - Success"
 		if rec.RequestContext.Condition != Success {
@@ -217,7 +222,7 @@ func wrap(err error, target string) error {
 }
 
 // post invokes the function standing at r's URL asynchronously with rec as its event.
-func (d *Deliverer) post(ctx context.Context, r arn.Resource, rec Record) error {
+func (d *Deliverer) post(ctx context.Context, r arn.Resource, trace string, rec Record) error {
 	url, ok := d.URLs[r.ARN]
 	if !ok {
 		return fmt.Errorf("delivering to %s: no URL is mapped to this function", r.ARN)
@@ -232,6 +237,9 @@ func (d *Deliverer) post(ctx context.Context, r arn.Resource, rec Record) error 
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-Amz-Invocation-Type", "Event")
+	if trace != "" {
+		req.Header.Set("X-Amzn-Trace-Id", trace)
+	}
 	c := d.Client
 	if c == nil {
 		c = &http.Client{Timeout: 10 * time.Second}

@@ -79,7 +79,7 @@ func TestQueueAndTopic(t *testing.T) {
 	d := &Deliverer{Dir: dir}
 	for _, target := range []string{"arn:aws:sqs:us-east-1:123456789012:failures", "arn:aws:sns:us-east-1:123456789012:results"} {
 		for range 2 {
-			if err := d.Record(t.Context(), target, specRecord()); err != nil {
+			if err := d.Record(t.Context(), target, "", specRecord()); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -109,7 +109,7 @@ func TestEventBus(t *testing.T) {
 	success := specRecord()
 	success.RequestContext.Condition = Success
 	for _, r := range []Record{success, specRecord()} {
-		if err := d.Record(t.Context(), bus, r); err != nil {
+		if err := d.Record(t.Context(), bus, "", r); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -140,16 +140,17 @@ func TestFunction(t *testing.T) {
 	}))
 	defer srv.Close()
 	d := &Deliverer{URLs: map[string]string{target: srv.URL + "/invoke"}}
-	if err := d.Record(t.Context(), target, specRecord()); err != nil {
+	const trace = "Root=1-5f35ae12-0c0fec141ab77a00bc047aa2;Sampled=1"
+	if err := d.Record(t.Context(), target, trace, specRecord()); err != nil {
 		t.Fatal(err)
 	}
 	r, b := <-got, <-bodies
 	want, _ := json.Marshal(specRecord())
-	if r.Method != "POST" || r.URL.Path != "/invoke" || r.Header.Get("X-Amz-Invocation-Type") != "Event" || r.Header.Get("Content-Type") != "application/json" || string(b) != string(want) {
+	if r.Method != "POST" || r.URL.Path != "/invoke" || r.Header.Get("X-Amz-Invocation-Type") != "Event" || r.Header.Get("Content-Type") != "application/json" || r.Header.Get("X-Amzn-Trace-Id") != trace || string(b) != string(want) {
 		t.Errorf("posted %s %s %v\n%s", r.Method, r.URL, r.Header, b)
 	}
 	status = http.StatusInternalServerError
-	if err := d.Record(t.Context(), target, specRecord()); err == nil || !strings.Contains(err.Error(), "answered 500") {
+	if err := d.Record(t.Context(), target, "", specRecord()); err == nil || !strings.Contains(err.Error(), "answered 500") {
 		t.Errorf("a function that answered 500: %v", err)
 	}
 	<-got
@@ -171,7 +172,7 @@ func TestUndeliverable(t *testing.T) {
 		{"a bucket", &Deliverer{Dir: dir}, "arn:aws:s3:::b-1", "an S3 bucket cannot receive"},
 	}
 	for _, tt := range tests {
-		if err := tt.d.Record(context.Background(), tt.target, specRecord()); err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+		if err := tt.d.Record(context.Background(), tt.target, "", specRecord()); err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 			t.Errorf("%s: %v, want an error with %q", tt.name, err, tt.wantErr)
 		}
 	}
@@ -197,6 +198,12 @@ func TestDeadLetter(t *testing.T) {
 		attr("ErrorCode")["stringValue"] != "200" || attr("ErrorCode")["dataType"] != "Number" ||
 		attr("ErrorMessage")["stringValue"] != long[:1024] {
 		t.Errorf("dead letter: %v", lines[0])
+	}
+	if err := d.DeadLetter(dlq, NewDeadLetter([]byte(`{}`), "req-2", 0, "expired")); err != nil {
+		t.Fatal(err)
+	}
+	if attrs, _ := readLines(t, dir, dlq)[1]["messageAttributes"].(map[string]any); attrs["ErrorCode"] != nil || attrs["RequestID"] == nil {
+		t.Errorf("a dead letter of an event never attempted has no status code: %v", attrs)
 	}
 	if err := d.DeadLetter("arn:aws:events:us-east-1:123456789012:event-bus/default", DeadLetter{}); err == nil || !strings.Contains(err.Error(), "use an SQS queue or an SNS topic") {
 		t.Errorf("an event bus as a dead-letter target: %v", err)

@@ -35,14 +35,14 @@ func (s *Store) Handler() http.Handler {
 	const one = Path + "functions/{name}/event-invoke-config"
 	mux.HandleFunc("PUT "+one, s.serveWrite(false))
 	mux.HandleFunc("POST "+one, s.serveWrite(true))
-	mux.HandleFunc("GET "+one, s.serveRead(func(q string, w http.ResponseWriter) *Error {
+	mux.HandleFunc("GET "+one, s.serveQualified(func(q string, w http.ResponseWriter) *Error {
 		c, err := s.Get(q)
 		if err == nil {
 			writeJSON(w, http.StatusOK, c)
 		}
 		return err
 	}))
-	mux.HandleFunc("DELETE "+one, s.serveRead(func(q string, w http.ResponseWriter) *Error {
+	mux.HandleFunc("DELETE "+one, s.serveQualified(func(q string, w http.ResponseWriter) *Error {
 		err := s.Delete(q)
 		if err == nil {
 			w.WriteHeader(http.StatusNoContent)
@@ -125,7 +125,8 @@ func (s *Store) serveWrite(merge bool) http.HandlerFunc {
 	}
 }
 
-func (s *Store) serveRead(op func(q string, w http.ResponseWriter) *Error) http.HandlerFunc {
+// serveQualified serves an operation on the configuration of one qualifier.
+func (s *Store) serveQualified(op func(q string, w http.ResponseWriter) *Error) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		q, ok := s.admit(w, r)
 		if !ok {

@@ -212,12 +212,12 @@ func (s *Store) Load(data []byte) error {
 	if err := decodeInput(data, &in); err != nil {
 		return err
 	}
-	q, aerr := s.Resolve(or(in.FunctionName, s.fn.Name), in.Qualifier)
-	if aerr == nil {
-		_, aerr = s.Put(q, in.Input)
+	q, err := s.Resolve(or(in.FunctionName, s.fn.Name), in.Qualifier)
+	if err != nil {
+		return err
 	}
-	if aerr != nil {
-		return aerr
+	if _, err := s.Put(q, in.Input); err != nil {
+		return err
 	}
 	return nil
 }
