@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/lambda-otel/lambda-otel/emulator/destination"
+	"github.com/lambda-otel/lambda-otel/internal/testbin"
 )
 
 const (
@@ -62,15 +63,6 @@ func destinationLines(t *testing.T, f *fixture, target string) []map[string]any 
 	return out
 }
 
-// field walks a decoded JSON document by keys.
-func field(m map[string]any, path ...string) any {
-	var v any = m
-	for _, k := range path {
-		o, _ := v.(map[string]any)
-		v = o[k]
-	}
-	return v
-}
 
 // A function error is retried MaximumRetryAttempts times after Lambda's delays, under the
 // same request id, each attempt a whole invocation in the telemetry; then the record goes
@@ -128,20 +120,20 @@ func TestAsyncRetriesUntilExhausted(t *testing.T) {
 		t.Fatalf("%d records on the failure queue, want 1", len(records))
 	}
 	r := records[0]
-	if r["version"] != "1.0" || field(r, "requestContext", "requestId") != id || field(r, "requestContext", "condition") != "RetriesExhausted" ||
-		field(r, "requestContext", "approximateInvokeCount") != 3.0 ||
-		field(r, "requestContext", "functionArn") != "arn:aws:lambda:us-east-1:123456789012:function:hello-fn:$LATEST" ||
-		field(r, "requestPayload", "message") != "card stolen" ||
-		field(r, "responseContext", "statusCode") != 200.0 || field(r, "responseContext", "executedVersion") != "$LATEST" ||
-		field(r, "responseContext", "functionError") != "Unhandled" || field(r, "responsePayload", "errorType") != "PaymentDeclinedError" {
+	if r["version"] != "1.0" || testbin.Field(r, "requestContext", "requestId") != id || testbin.Field(r, "requestContext", "condition") != "RetriesExhausted" ||
+		testbin.Field(r, "requestContext", "approximateInvokeCount") != 3.0 ||
+		testbin.Field(r, "requestContext", "functionArn") != "arn:aws:lambda:us-east-1:123456789012:function:hello-fn:$LATEST" ||
+		testbin.Field(r, "requestPayload", "message") != "card stolen" ||
+		testbin.Field(r, "responseContext", "statusCode") != 200.0 || testbin.Field(r, "responseContext", "executedVersion") != "$LATEST" ||
+		testbin.Field(r, "responseContext", "functionError") != "Unhandled" || testbin.Field(r, "responsePayload", "errorType") != "PaymentDeclinedError" {
 		t.Errorf("failure record: %v", r)
 	}
 	if _, err := time.Parse(destination.TimeFormat, r["timestamp"].(string)); err != nil {
 		t.Errorf("timestamp: %v", err)
 	}
 	letters := destinationLines(t, f, deadLetters)
-	if len(letters) != 1 || letters[0]["body"] != event || field(letters[0], "messageAttributes", "RequestID", "stringValue") != id ||
-		!strings.Contains(field(letters[0], "messageAttributes", "ErrorMessage", "stringValue").(string), "card stolen") {
+	if len(letters) != 1 || letters[0]["body"] != event || testbin.Field(letters[0], "messageAttributes", "RequestID", "stringValue") != id ||
+		!strings.Contains(testbin.Field(letters[0], "messageAttributes", "ErrorMessage", "stringValue").(string), "card stolen") {
 		t.Errorf("dead letters: %v", letters)
 	}
 	if log := f.log.String(); !strings.Contains(log, "attempt 1 failed; retrying in 1m0s") || !strings.Contains(log, "attempt 2 failed; retrying in 2m0s") {
@@ -166,9 +158,9 @@ func TestAsyncEventAgeExceeded(t *testing.T) {
 	}
 	evs := destinationLines(t, f, bus)
 	if len(evs) != 1 || evs[0]["detail-type"] != "Lambda Function Invocation Result - Failure" ||
-		field(evs[0], "detail", "requestContext", "condition") != "EventAgeExceeded" ||
-		field(evs[0], "detail", "requestContext", "approximateInvokeCount") != 1.0 ||
-		field(evs[0], "detail", "requestContext", "requestId") != id {
+		testbin.Field(evs[0], "detail", "requestContext", "condition") != "EventAgeExceeded" ||
+		testbin.Field(evs[0], "detail", "requestContext", "approximateInvokeCount") != 1.0 ||
+		testbin.Field(evs[0], "detail", "requestContext", "requestId") != id {
 		t.Errorf("event bus: %v", evs)
 	}
 }
@@ -212,9 +204,9 @@ func TestAsyncSuccessInOrder(t *testing.T) {
 		case <-t.Context().Done():
 			t.Fatalf("record %d never posted", i)
 		}
-		if field(r, "requestContext", "condition") != "Success" || field(r, "requestContext", "requestId") != ids[i] ||
-			field(r, "requestContext", "approximateInvokeCount") != 1.0 || field(r, "requestPayload", "message") != who ||
-			field(r, "responsePayload", "ok") != true || field(r, "responseContext", "functionError") != nil {
+		if testbin.Field(r, "requestContext", "condition") != "Success" || testbin.Field(r, "requestContext", "requestId") != ids[i] ||
+			testbin.Field(r, "requestContext", "approximateInvokeCount") != 1.0 || testbin.Field(r, "requestPayload", "message") != who ||
+			testbin.Field(r, "responsePayload", "ok") != true || testbin.Field(r, "responseContext", "functionError") != nil {
 			t.Errorf("record %d: %v", i, r)
 		}
 	}
@@ -354,7 +346,7 @@ func TestAsyncFrontDoor(t *testing.T) {
 		t.Fatalf("Event invoke: %d %v %q", w.Code, w.Header(), w.Body)
 	}
 	drain(t, e)
-	if recs := destinationLines(t, f, failureQueue); len(recs) != 1 || field(recs[0], "requestContext", "requestId") != id || field(recs[0], "requestContext", "approximateInvokeCount") != 1.0 {
+	if recs := destinationLines(t, f, failureQueue); len(recs) != 1 || testbin.Field(recs[0], "requestContext", "requestId") != id || testbin.Field(recs[0], "requestContext", "approximateInvokeCount") != 1.0 {
 		t.Errorf("with no retries configured: %v", recs)
 	}
 	for _, tt := range []struct {

@@ -135,32 +135,39 @@ func readLines(t *testing.T, path string) []string {
 	return lines
 }
 
+// startServer starts cmd, the emulator in server mode, and returns its invoke endpoint as
+// it prints it. The rest of its stderr goes to log, whole once logDone is closed.
+func startServer(t *testing.T, cmd *exec.Cmd) (url string, log *testbin.Buffer, logDone <-chan struct{}) {
+	t.Helper()
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := bufio.NewScanner(stderr)
+	addr := regexp.MustCompile(`(http://127\.0\.0\.1:\d+/\S+)`)
+	for url == "" && lines.Scan() {
+		url = addr.FindString(lines.Text())
+	}
+	log = &testbin.Buffer{}
+	done := make(chan struct{})
+	go func() { io.Copy(log, stderr); close(done) }()
+	if url == "" {
+		t.Fatal("the emulator never printed its invoke endpoint")
+	}
+	return url, log, done
+}
+
 // The server mode answers the invoke endpoint as the Runtime Interface Emulator does and
 // stops by itself after --invocations.
 func TestInvokeEndpoint(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
 	cmd := emulatorCmd(ctx, "--listen", "127.0.0.1:0", "--invocations", "3", "--no-otlp-sink", "--tracing", "Active")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
 	cmd.Stdout = io.Discard
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := bufio.NewScanner(stderr)
-	var url string
-	addr := regexp.MustCompile(`(http://127\.0\.0\.1:\d+/\S+)`)
-	for url == "" && lines.Scan() {
-		if m := addr.FindString(lines.Text()); m != "" {
-			url = m
-		}
-	}
-	go io.Copy(io.Discard, stderr)
-	if url == "" {
-		t.Fatal("the emulator never printed its invoke endpoint")
-	}
+	url, _, _ := startServer(t, cmd)
 	post := func(typ, body string, header ...string) *http.Response {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
 		if typ != "" {
@@ -273,27 +280,9 @@ func TestAsyncInvoke(t *testing.T) {
 	cmd := emulatorCmd(ctx, "--listen", "127.0.0.1:0", "--no-otlp-sink", "--env", "OTEL_EXPORTER_OTLP_ENDPOINT="+rcv.HTTPEndpoint,
 		"--event-invoke-config", config, "--async-time-scale", "0.001", "--destinations-dir", dir, "--dead-letter-arn", dlq,
 		"--destination-url", onSuccess+"="+dest.URL, "--destination-url", onFailure+"="+dest.URL)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
 	var stdout bytes.Buffer
 	cmd.Stdout = &stdout
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := bufio.NewScanner(stderr)
-	var url string
-	addr := regexp.MustCompile(`(http://127\.0\.0\.1:\d+/\S+)`)
-	for url == "" && lines.Scan() {
-		url = addr.FindString(lines.Text())
-	}
-	var log bytes.Buffer
-	logDone := make(chan struct{})
-	go func() { io.Copy(&log, stderr); close(logDone) }()
-	if url == "" {
-		t.Fatal("the emulator never printed its invoke endpoint")
-	}
+	url, log, logDone := startServer(t, cmd)
 	ids := map[string]string{}
 	for _, action := range []string{"error", "ok"} {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(`{"action":"`+action+`"}`))
@@ -312,15 +301,15 @@ func TestAsyncInvoke(t *testing.T) {
 	for range 2 {
 		select {
 		case rec := <-records:
-			got[fmt.Sprint(field(rec, "requestContext", "condition"))] = rec
+			got[fmt.Sprint(testbin.Field(rec, "requestContext", "condition"))] = rec
 		case <-ctx.Done():
 			t.Fatalf("records received: %v", got)
 		}
 	}
-	if r := got["Success"]; field(r, "requestContext", "requestId") != ids["ok"] || field(r, "requestContext", "approximateInvokeCount") != 1.0 {
+	if r := got["Success"]; testbin.Field(r, "requestContext", "requestId") != ids["ok"] || testbin.Field(r, "requestContext", "approximateInvokeCount") != 1.0 {
 		t.Errorf("success record: %v", r)
 	}
-	if r := got["RetriesExhausted"]; field(r, "requestContext", "requestId") != ids["error"] || field(r, "requestContext", "approximateInvokeCount") != 3.0 {
+	if r := got["RetriesExhausted"]; testbin.Field(r, "requestContext", "requestId") != ids["error"] || testbin.Field(r, "requestContext", "approximateInvokeCount") != 3.0 {
 		t.Errorf("failure record: %v", r)
 	}
 	cmd.Process.Signal(os.Interrupt)
@@ -353,12 +342,3 @@ func TestAsyncInvoke(t *testing.T) {
 	}
 }
 
-// field walks a decoded JSON document by keys.
-func field(m map[string]any, path ...string) any {
-	var v any = m
-	for _, k := range path {
-		o, _ := v.(map[string]any)
-		v = o[k]
-	}
-	return v
-}

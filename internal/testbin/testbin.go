@@ -70,3 +70,13 @@ func (s *Buffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// Field walks a decoded JSON document by its keys; it is nil where the path ends.
+func Field(m map[string]any, path ...string) any {
+	var v any = m
+	for _, k := range path {
+		o, _ := v.(map[string]any)
+		v = o[k]
+	}
+	return v
+}
