@@ -63,7 +63,6 @@ func destinationLines(t *testing.T, f *fixture, target string) []map[string]any 
 	return out
 }
 
-
 // A function error is retried MaximumRetryAttempts times after Lambda's delays, under the
 // same request id, each attempt a whole invocation in the telemetry; then the record goes
 // to the on-failure destination and the event to the dead-letter topic.

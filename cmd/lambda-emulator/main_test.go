@@ -341,4 +341,3 @@ func TestAsyncInvoke(t *testing.T) {
 		t.Errorf("summary lacks the attempts:\n%s", out)
 	}
 }
-
