@@ -158,7 +158,6 @@ func (e *Emulator) InvokeAsync(req Request) (string, error) {
 	if t := newTrace(req.TraceHeader, e.cfg.Tracing == "Active"); t.ok() {
 		req.TraceHeader = t.value()
 	}
-	req.Qualifier = qualifierOrLatest(req.Qualifier)
 	now := time.Now()
 	ev := &asyncEvent{req: req, id: newUUID(), queued: now, due: now}
 	if err := e.async.push(ev, e.cfg.MaxQueuedEvents); err != nil {
@@ -180,13 +179,6 @@ func (e *Emulator) Drain(ctx context.Context) error {
 
 // QueuedEvents is the number of asynchronous invocations accepted and not finished.
 func (e *Emulator) QueuedEvents() int { return e.async.heldEvents() }
-
-func qualifierOrLatest(q string) string {
-	if q == "" {
-		return "$LATEST"
-	}
-	return q
-}
 
 // runAsync runs the queue's events as they come due until ctx ends.
 func (e *Emulator) runAsync(ctx context.Context) {

@@ -142,9 +142,8 @@ func New(cfg Config) (*Emulator, error) {
 	}
 	e := &Emulator{cfg: cfg, ln: ln, token: make(chan struct{}, 1), async: newAsyncQueue(),
 		deliverer: &destination.Deliverer{Dir: cfg.DestinationsDir, URLs: cfg.DestinationURLs, NewID: newUUID}}
-	versions := []string{cfg.FunctionVersion}
 	e.store = eventconfig.NewStore(eventconfig.Function{Partition: "aws", Region: cfg.Region, Account: cfg.AccountID,
-		Name: cfg.FunctionName, Versions: versions}, nil)
+		Name: cfg.FunctionName, Versions: []string{cfg.FunctionVersion}}, nil)
 	if len(cfg.EventInvokeConfig) > 0 {
 		if err := e.store.Load(cfg.EventInvokeConfig); err != nil {
 			ln.Close()

@@ -20,12 +20,15 @@ func newOutstanding() outstanding {
 
 // invoked counts an INVOKE.
 func (o outstanding) invoked(requestID string) {
-	for _, m := range []map[string]int{o.runtimeDone, o.report} {
-		if len(m) >= maxOutstanding {
-			clear(m)
-		}
-		m[requestID]++
+	follow(o.runtimeDone, requestID)
+	follow(o.report, requestID)
+}
+
+func follow(m map[string]int, requestID string) {
+	if len(m) >= maxOutstanding {
+		clear(m)
 	}
+	m[requestID]++
 }
 
 // converted counts off the platform events among events.

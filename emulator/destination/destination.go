@@ -192,33 +192,31 @@ func (d *Deliverer) target(s string) (arn.Resource, error) {
 
 // appendLine writes v as one line of r's file. The file is opened for each line so that a
 // reader may move or truncate it between deliveries.
-func (d *Deliverer) appendLine(r arn.Resource, v any) error {
+func (d *Deliverer) appendLine(r arn.Resource, v any) (err error) {
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("delivering to %s: %w", r.ARN, err)
+		}
+	}()
 	if d.Dir == "" {
-		return fmt.Errorf("delivering to %s: no destinations directory is set", r.ARN)
+		return errors.New("no destinations directory is set")
 	}
 	line, err := json.Marshal(v)
 	if err != nil {
-		return fmt.Errorf("encoding the message for %s: %w", r.ARN, err)
+		return fmt.Errorf("encoding the message: %w", err)
 	}
 	line = append(line, '\n')
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if err := os.MkdirAll(d.Dir, 0o755); err != nil {
-		return fmt.Errorf("delivering to %s: %w", r.ARN, err)
+		return err
 	}
 	f, err := os.OpenFile(filepath.Join(d.Dir, FileName(r.ARN)), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
-		return fmt.Errorf("delivering to %s: %w", r.ARN, err)
+		return err
 	}
 	_, werr := f.Write(line)
-	return errors.Join(wrap(werr, r.ARN), wrap(f.Close(), r.ARN))
-}
-
-func wrap(err error, target string) error {
-	if err == nil {
-		return nil
-	}
-	return fmt.Errorf("delivering to %s: %w", target, err)
+	return errors.Join(werr, f.Close())
 }
 
 // post invokes the function standing at r's URL asynchronously with rec as its event.

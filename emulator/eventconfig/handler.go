@@ -15,11 +15,8 @@ const Path = "/2019-09-25/"
 // maxBody bounds a request body; a valid one is a few hundred bytes.
 const maxBody = 64 << 10
 
-// List's page size: MaxItems' range, and its default.
-const (
-	maxItems     = 50
-	defaultItems = 50
-)
+// maxItems is the largest page List gives, and the page size when MaxItems is not set.
+const maxItems = 50
 
 // Handler serves the API:
 //
@@ -149,7 +146,7 @@ func (s *Store) serveList(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	query := r.URL.Query()
-	n := defaultItems
+	n := maxItems
 	if v := query.Get("MaxItems"); v != "" {
 		var err error
 		if n, err = strconv.Atoi(v); err != nil || n < 1 || n > maxItems {

@@ -190,15 +190,16 @@ func (s *Store) List() []Config {
 	return out
 }
 
-// Settings are what an asynchronous invocation of a resolved qualifier follows now.
+// Settings are what an asynchronous invocation of a resolved qualifier follows now; an
+// empty qualifier is $LATEST.
 func (s *Store) Settings(qualifier string) Settings {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.configs[qualifier].settings()
+	return s.configs[or(qualifier, "$LATEST")].settings()
 }
 
-// FunctionARN is the qualified ARN of the function.
-func (s *Store) FunctionARN(qualifier string) string { return s.arn(qualifier) }
+// FunctionARN is the ARN of the function qualified by qualifier, $LATEST when empty.
+func (s *Store) FunctionARN(qualifier string) string { return s.arn(or(qualifier, "$LATEST")) }
 
 // Load puts a configuration given as the AWS CLI's input JSON for
 // put-function-event-invoke-config: the body's settings, with FunctionName and Qualifier
