@@ -142,11 +142,13 @@ func layout(bin, out string) (extensions, task string, err error) {
 		return "", "", fmt.Errorf("emptying %s: %w", out, err)
 	}
 	extensions, task = filepath.Join(out, "extensions"), filepath.Join(out, "task")
-	links := map[string]string{
-		filepath.Join(extensions, "lambda-otel"): filepath.Join(bin, "lambda-otel"),
-		filepath.Join(task, "bootstrap"):         filepath.Join(bin, "hello"),
+	// In a fixed order, so that a missing program is named the same way on every run.
+	links := []struct{ link, target string }{
+		{filepath.Join(extensions, "lambda-otel"), filepath.Join(bin, "lambda-otel")},
+		{filepath.Join(task, "bootstrap"), filepath.Join(bin, "hello")},
 	}
-	for link, target := range links {
+	for _, l := range links {
+		link, target := l.link, l.target
 		abs, err := filepath.Abs(target)
 		if err != nil {
 			return "", "", fmt.Errorf("locating %s: %w", target, err)
