@@ -235,11 +235,7 @@ func hostOf(t *testing.T, l *Listener) string {
 }
 
 // tracked returns the number of connections the listener is serving.
-func (l *Listener) tracked() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.conns)
-}
+func (l *Listener) tracked() int { return l.server.Conns() }
 
 // describe sums an event up for the golden file: its type, its record's Go type, and the
 // text of a log line or the reason a record is untyped.

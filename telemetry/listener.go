@@ -9,9 +9,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/lambda-otel/lambda-otel/internal/fastserve"
 )
 
 // SandboxHost is the only host name Lambda delivers telemetry to.
@@ -20,13 +21,6 @@ const SandboxHost = "sandbox.localdomain"
 // envelopeBytes bounds what Lambda adds around each record when it delivers a batch:
 // {"time":"2022-08-20T12:31:32.123Z","type":"platform.telemetrySubscription","record":…}.
 const envelopeBytes = 128
-
-// Pauses of the accept loop after an error, and how long Close waits for connections it cut.
-const (
-	acceptPauseMin = 5 * time.Millisecond
-	acceptPauseMax = time.Second
-	cutWait        = 100 * time.Millisecond
-)
 
 // DefaultMaxConns is how many connections the listener serves at once unless told
 // otherwise: far more than the platform's deliveries to one subscriber need, which come a
@@ -81,20 +75,11 @@ type ListenerConfig struct {
 // thaw. The number of connections served at once is bounded instead (MaxConns), and Close
 // bounds its own wait.
 type Listener struct {
-	srv   *fasthttp.Server
-	ln    net.Listener
-	uri   string
-	buf   *Buffer
-	stats *Stats
-	pool  sync.Pool
-	// served is closed when the accept loop and every connection have ended.
-	served chan struct{}
-	// stop is closed by Close, ending the accept loop's pauses.
-	stop chan struct{}
-
-	mu      sync.Mutex
-	conns   map[net.Conn]fasthttp.ConnState
-	closing bool
+	server *fastserve.Server
+	uri    string
+	buf    *Buffer
+	stats  *Stats
+	pool   sync.Pool
 }
 
 // Listen binds the listener and starts serving; stop it with Close.
@@ -126,11 +111,9 @@ func Listen(ctx context.Context, cfg ListenerConfig, buf *Buffer, stats *Stats) 
 		return nil, fmt.Errorf("telemetry listener: %w", err)
 	}
 	l := newListener(buf, stats)
-	l.ln = ln
-	l.srv = &fasthttp.Server{
+	srv := &fasthttp.Server{
 		Handler:                       l.handle,
 		ErrorHandler:                  l.handleError,
-		ConnState:                     l.connState,
 		MaxRequestBodySize:            cfg.MaxBodyBytes,
 		Concurrency:                   maxConns,
 		Logger:                        nopLogger{},
@@ -139,15 +122,20 @@ func Listen(ctx context.Context, cfg ListenerConfig, buf *Buffer, stats *Stats) 
 		NoDefaultContentType:          true,
 		DisableHeaderNamesNormalizing: true,
 	}
+	l.server = fastserve.New(srv, fastserve.Hooks{
+		AcceptError: func() { l.stats.acceptErrors.Add(1) },
+		// Over MaxConns, fasthttp answers 503 and closes: count it as a refusal.
+		Refused: func() { l.stats.rejected.Add(1) },
+	})
 	port := ln.Addr().(*net.TCPAddr).Port
 	l.uri = "http://" + net.JoinHostPort(uriHost, strconv.Itoa(port)) + "/"
-	go l.serve()
+	l.server.Serve(ln)
 	return l, nil
 }
 
 // newListener returns a listener that can handle requests but is not serving.
 func newListener(buf *Buffer, stats *Stats) *Listener {
-	l := &Listener{buf: buf, stats: stats, served: make(chan struct{}), stop: make(chan struct{}), conns: make(map[net.Conn]fasthttp.ConnState)}
+	l := &Listener{buf: buf, stats: stats}
 	l.pool.New = func() any { return new([]Event) }
 	return l
 }
@@ -155,110 +143,11 @@ func newListener(buf *Buffer, stats *Stats) *Listener {
 // URI is the destination to subscribe with.
 func (l *Listener) URI() string { return l.uri }
 
-// serve accepts connections until the listener is closed. It runs each connection with
-// Server.ServeConn rather than Server.Serve, whose worker pool leaves a goroutine asleep for
-// up to ten seconds after the server stops.
-func (l *Listener) serve() {
-	defer close(l.served)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	pause := acceptPauseMin
-	for {
-		c, err := l.ln.Accept()
-		if errors.Is(err, net.ErrClosed) {
-			return
-		}
-		if err != nil {
-			// Out of file descriptors and the like: wait and try again rather than leave
-			// the platform's deliveries queued on a socket nobody accepts from.
-			l.stats.acceptErrors.Add(1)
-			t := time.NewTimer(pause)
-			select {
-			case <-l.stop:
-				t.Stop()
-				return
-			case <-t.C:
-			}
-			pause = min(2*pause, acceptPauseMax)
-			continue
-		}
-		pause = acceptPauseMin
-		if !l.track(c) {
-			_ = c.Close()
-			continue
-		}
-		wg.Go(func() {
-			// Over MaxConns, fasthttp answers 503 and closes: count it as a refusal.
-			if err := l.srv.ServeConn(c); errors.Is(err, fasthttp.ErrConcurrencyLimit) {
-				l.stats.rejected.Add(1)
-			}
-			l.mu.Lock()
-			delete(l.conns, c)
-			l.mu.Unlock()
-		})
-	}
-}
-
-// track registers an accepted connection, unless the listener is closing.
-func (l *Listener) track(c net.Conn) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closing {
-		return false
-	}
-	l.conns[c] = fasthttp.StateNew
-	return true
-}
-
-// connState follows each connection's state so Close can end the idle ones at once and the
-// busy ones as soon as their request is answered.
-func (l *Listener) connState(c net.Conn, st fasthttp.ConnState) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if _, ok := l.conns[c]; !ok || st == fasthttp.StateClosed || st == fasthttp.StateHijacked {
-		return
-	}
-	l.conns[c] = st
-	if l.closing && st != fasthttp.StateActive {
-		_ = c.Close()
-	}
-}
-
 // Close stops accepting batches and waits, until ctx ends, for requests in flight; then it
 // cuts whatever connections remain. A connection that is open but silent counts as in
 // flight, so give ctx only the time a delivery may still need.
 func (l *Listener) Close(ctx context.Context) error {
-	err := l.ln.Close()
-	l.mu.Lock()
-	if !l.closing {
-		close(l.stop)
-	}
-	l.closing = true
-	for c, st := range l.conns {
-		if st != fasthttp.StateActive {
-			_ = c.Close()
-		}
-	}
-	l.mu.Unlock()
-	select {
-	case <-l.served:
-	case <-ctx.Done():
-		l.mu.Lock()
-		for c := range l.conns {
-			_ = c.Close()
-		}
-		l.mu.Unlock()
-		err = errors.Join(err, ctx.Err())
-		// A cut connection ends its goroutine at once; the handler never blocks.
-		t := time.NewTimer(cutWait)
-		defer t.Stop()
-		select {
-		case <-l.served:
-		case <-t.C:
-			err = errors.Join(err, errors.New("connections did not end after being cut"))
-		}
-	}
-	if err != nil && !errors.Is(err, net.ErrClosed) {
+	if err := l.server.Close(ctx); err != nil {
 		return fmt.Errorf("closing telemetry listener: %w", err)
 	}
 	return nil

@@ -17,8 +17,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/valyala/fasthttp"
 )
 
 func startListener(t *testing.T, maxBody, maxBuffer int) (*Listener, *Buffer, *Stats) {
@@ -227,17 +225,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func (l *Listener) active() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	n := 0
-	for _, st := range l.conns {
-		if st == fasthttp.StateActive {
-			n++
-		}
-	}
-	return n
-}
+func (l *Listener) active() int { return l.server.Active() }
 
 // TestListenerCloseIsGraceful checks that Close answers a request in flight, closes an idle
 // keep-alive connection, and returns without needing its deadline.

@@ -23,7 +23,7 @@ import (
 func TestListenerBindsOneAddress(t *testing.T) {
 	st := new(Stats)
 	l := listen(t, ListenerConfig{MaxBodyBytes: 1024}, NewBuffer(1024, st), st)
-	bound := l.ln.Addr().(*net.TCPAddr)
+	bound := l.server.Addrs()[0].(*net.TCPAddr)
 	if bound.IP.IsUnspecified() {
 		t.Fatalf("the listener bound %s, every interface", bound)
 	}
