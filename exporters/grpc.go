@@ -1,26 +1,18 @@
 package exporters
 
 import (
-	"bytes"
 	"encoding/base64"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/klauspost/compress/gzip"
-
+	"github.com/lambda-otel/lambda-otel/internal/grpcwire"
 	"github.com/lambda-otel/lambda-otel/internal/pbwire"
 )
-
-// OTLP/gRPC is spoken over net/http's HTTP/2 client rather than through grpc-go: a unary
-// call is one POST with a length-prefixed message and a status in the trailers, and
-// grpc-go with its protobuf runtime would add about 3.8 MB to a 8 MB binary.
 
 // gRPC status codes the exporter tells apart.
 const (
@@ -42,17 +34,6 @@ const (
 // errNoAnswer is the error of an answer that carries no status at all.
 var errNoAnswer = errors.New("the answer has no gRPC status")
 
-// grpcFrame prefixes msg with the gRPC message header: a compressed flag and its length.
-func grpcFrame(msg []byte, compressed bool) []byte {
-	b := make([]byte, 5+len(msg))
-	if compressed {
-		b[0] = 1
-	}
-	binary.BigEndian.PutUint32(b[1:5], uint32(len(msg)))
-	copy(b[5:], msg)
-	return b
-}
-
 // grpcAnswer reads a gRPC answer: the status from the trailers (or the headers of a
 // trailers-only answer), and on success the export response with its partial success.
 func (s *sender) grpcAnswer(r Request, resp *http.Response, body []byte) attempt {
@@ -73,7 +54,7 @@ func (s *sender) grpcAnswer(r Request, resp *http.Response, body []byte) attempt
 		code = codeUnknown
 	}
 	if code == codeOK {
-		msg, err := grpcMessage(body, resp.Header.Get("Grpc-Encoding"))
+		msg, err := grpcwire.Message(body, resp.Header.Get("Grpc-Encoding"), maxResponseBytes)
 		if err != nil {
 			return attempt{result: Result{Accepted: items}}
 		}
@@ -121,32 +102,6 @@ func httpToGRPC(status int) int {
 		return codeUnavailable
 	}
 	return codeUnknown
-}
-
-// grpcMessage takes the first message out of a response body.
-func grpcMessage(body []byte, encoding string) ([]byte, error) {
-	if len(body) == 0 {
-		return nil, nil
-	}
-	if len(body) < 5 {
-		return nil, fmt.Errorf("a gRPC frame of %d bytes", len(body))
-	}
-	n := binary.BigEndian.Uint32(body[1:5])
-	if uint64(n) > uint64(len(body)-5) {
-		return nil, fmt.Errorf("a gRPC frame of %d bytes announces %d", len(body), n)
-	}
-	msg := body[5 : 5+n]
-	if body[0] == 0 {
-		return msg, nil
-	}
-	if encoding != "gzip" {
-		return nil, fmt.Errorf("a compressed gRPC message in %q", encoding)
-	}
-	zr, err := gzip.NewReader(bytes.NewReader(msg))
-	if err != nil {
-		return nil, err
-	}
-	return io.ReadAll(io.LimitReader(zr, maxResponseBytes))
 }
 
 // retryInfo finds the delay of a google.rpc.RetryInfo among the details of a

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/gzip"
+
+	"github.com/lambda-otel/lambda-otel/internal/grpcwire"
 )
 
 // Protocol is an OTLP transport.
@@ -195,7 +197,7 @@ func (s *sender) encode(r Request) ([]byte, error) {
 		msg = buf.Bytes()
 	}
 	if s.Protocol == GRPC {
-		return grpcFrame(msg, s.Gzip), nil
+		return grpcwire.Frame(msg, s.Gzip), nil
 	}
 	return msg, nil
 }

@@ -107,3 +107,42 @@ func stop(wg *sync.WaitGroup) <-chan struct{} {
 	go func() { wg.Wait(); close(ch) }()
 	return ch
 }
+
+// TestBufferReceived checks that a received request is taken only when it fits, is never
+// dropped to make room for events, and shares the bound with them.
+func TestBufferReceived(t *testing.T) {
+	var st Stats
+	b := NewBuffer(100, &st)
+	b.Add(ev("a", 30))
+	if !b.Offer(Received{Items: 1, Size: 50}) {
+		t.Fatal("a request that fits was refused")
+	}
+	if b.Offer(Received{Items: 1, Size: 21}) {
+		t.Fatal("a request past the bound was taken")
+	}
+	if n, size := b.Len(); n != 2 || size != 80 {
+		t.Fatalf("Len = %d, %d; want 2, 80", n, size)
+	}
+	// A flood of events drops the oldest events, not the request that was taken.
+	b.Add(ev("b", 30), ev("c", 30))
+	if got := texts(b.Drain(nil)); len(got) != 1 || got[0] != "c" {
+		t.Errorf("events kept = %v, want [c]", got)
+	}
+	if c := st.Snapshot(); c.Dropped[DropBufferFull] != 2 {
+		t.Errorf("dropped %d events, want 2", c.Dropped[DropBufferFull])
+	}
+	if n, size := b.Len(); n != 1 || size != 50 {
+		t.Fatalf("after draining the events Len = %d, %d; want 1, 50", n, size)
+	}
+	if got := b.DrainReceived(nil); len(got) != 1 || got[0].Size != 50 {
+		t.Errorf("received = %+v, want the one request", got)
+	}
+	if n, size := b.Len(); n != 0 || size != 0 {
+		t.Errorf("after draining everything Len = %d, %d", n, size)
+	}
+	select {
+	case <-b.Added():
+	default:
+		t.Error("Offer and Add did not signal Added")
+	}
+}

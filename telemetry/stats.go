@@ -48,6 +48,85 @@ func DropReasons() []DropReason {
 	return rs
 }
 
+// Signal is an OTLP signal the local receiver takes.
+type Signal int
+
+// Signals, in a stable order.
+const (
+	SignalTraces Signal = iota
+	SignalLogs
+	SignalMetrics
+	numSignals
+)
+
+var signalNames = [numSignals]string{"traces", "logs", "metrics"}
+
+// String returns the signal as it appears in metrics and logs.
+func (s Signal) String() string {
+	if s < 0 || s >= numSignals {
+		return "unknown"
+	}
+	return signalNames[s]
+}
+
+// Signals lists every signal, in a stable order.
+func Signals() []Signal { return []Signal{SignalTraces, SignalLogs, SignalMetrics} }
+
+// ReceiveOutcome is what became of items sent to the local receiver.
+type ReceiveOutcome int
+
+const (
+	// ReceiveAccepted: taken into the buffer.
+	ReceiveAccepted ReceiveOutcome = iota
+	// ReceiveInvalid: refused for good, and the sender told so (an OTLP partial success).
+	ReceiveInvalid
+	// ReceiveBufferFull: refused for now with 429 or RESOURCE_EXHAUSTED; the sender may
+	// retry.
+	ReceiveBufferFull
+	numReceiveOutcomes
+)
+
+var receiveOutcomeNames = [numReceiveOutcomes]string{"accepted", "invalid", "buffer_full"}
+
+// String returns the outcome as it appears in metrics.
+func (o ReceiveOutcome) String() string {
+	if o < 0 || o >= numReceiveOutcomes {
+		return "unknown"
+	}
+	return receiveOutcomeNames[o]
+}
+
+// ReceiveFailure is why the local receiver could not read a request, whose items are
+// therefore unknown.
+type ReceiveFailure int
+
+const (
+	// ReceiveMalformed: the body is not the OTLP request its path and type announce.
+	ReceiveMalformed ReceiveFailure = iota
+	// ReceiveTooLarge: the body, compressed or not, is over the limit.
+	ReceiveTooLarge
+	// ReceiveUnsupported: a method, path, media type or encoding OTLP does not use.
+	ReceiveUnsupported
+	// ReceivePanic: handling the request panicked.
+	ReceivePanic
+	numReceiveFailures
+)
+
+var receiveFailureNames = [numReceiveFailures]string{"malformed", "too_large", "unsupported", "panic"}
+
+// String returns the failure as it appears in metrics.
+func (f ReceiveFailure) String() string {
+	if f < 0 || f >= numReceiveFailures {
+		return "unknown"
+	}
+	return receiveFailureNames[f]
+}
+
+// ReceiveFailures lists every failure, in a stable order.
+func ReceiveFailures() []ReceiveFailure {
+	return []ReceiveFailure{ReceiveMalformed, ReceiveTooLarge, ReceiveUnsupported, ReceivePanic}
+}
+
 // Stats counts what the listener and the buffer did. Its methods are safe for concurrent
 // use; the zero value is ready.
 type Stats struct {
@@ -59,6 +138,8 @@ type Stats struct {
 	acceptErrors atomic.Uint64
 	dropped      [numDropReasons]atomic.Uint64
 	droppedSize  [numDropReasons]atomic.Uint64
+	received     [numSignals][numReceiveOutcomes]atomic.Uint64
+	failed       [numReceiveFailures]atomic.Uint64
 }
 
 // Counts is a snapshot of Stats.
@@ -83,6 +164,12 @@ type Counts struct {
 	Dropped [numDropReasons]uint64
 	// DroppedBytes is indexed by DropReason: the wire bytes those drops held.
 	DroppedBytes [numDropReasons]uint64
+	// Received is indexed by Signal and ReceiveOutcome: the items sent to the local
+	// receiver and what became of them.
+	Received [numSignals][numReceiveOutcomes]uint64
+	// ReceiveFailed is indexed by ReceiveFailure: the requests the local receiver could not
+	// read.
+	ReceiveFailed [numReceiveFailures]uint64
 }
 
 // Snapshot returns the current counts.
@@ -99,8 +186,24 @@ func (s *Stats) Snapshot() Counts {
 		c.Dropped[i] = s.dropped[i].Load()
 		c.DroppedBytes[i] = s.droppedSize[i].Load()
 	}
+	for i := range c.Received {
+		for j := range c.Received[i] {
+			c.Received[i][j] = s.received[i][j].Load()
+		}
+	}
+	for i := range c.ReceiveFailed {
+		c.ReceiveFailed[i] = s.failed[i].Load()
+	}
 	return c
 }
+
+// Receive counts n items of sig sent to the local receiver, with their outcome.
+func (s *Stats) Receive(sig Signal, o ReceiveOutcome, n int) {
+	s.received[sig][o].Add(uint64(n))
+}
+
+// Fail counts a request the local receiver could not read.
+func (s *Stats) Fail(f ReceiveFailure) { s.failed[f].Add(1) }
 
 // Drop counts n items (events or batches, per the reason) holding size bytes.
 func (s *Stats) Drop(r DropReason, n, size int) {

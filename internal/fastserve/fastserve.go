@@ -27,6 +27,9 @@ type Hooks struct {
 	// Refused is called for each connection over the server's Concurrency, which fasthttp
 	// answers with 503 and closes.
 	Refused func()
+	// Changed is called when a request begins or is answered, and when a connection ends:
+	// Active may have changed.
+	Changed func()
 }
 
 // Server serves srv on listeners. It runs each connection with fasthttp.Server.ServeConn
@@ -40,8 +43,6 @@ type Server struct {
 	served chan struct{}
 	// stop is closed by Close, ending the accept loops' pauses.
 	stop chan struct{}
-	// idle receives after a request was answered; arrivals while nobody waits fold into one.
-	idle chan struct{}
 	lns  []net.Listener
 
 	mu      sync.Mutex
@@ -53,7 +54,7 @@ type Server struct {
 func New(srv *fasthttp.Server, hooks Hooks) *Server {
 	s := &Server{
 		srv: srv, hooks: hooks,
-		served: make(chan struct{}), stop: make(chan struct{}), idle: make(chan struct{}, 1),
+		served: make(chan struct{}), stop: make(chan struct{}),
 		conns: make(map[net.Conn]fasthttp.ConnState),
 	}
 	srv.ConnState = s.connState
@@ -105,7 +106,7 @@ func (s *Server) accept(ln net.Listener) {
 			s.mu.Lock()
 			delete(s.conns, c)
 			s.mu.Unlock()
-			s.signalIdle()
+			call(s.hooks.Changed)
 		})
 	}
 }
@@ -136,18 +137,9 @@ func (s *Server) connState(c net.Conn, st fasthttp.ConnState) {
 		return
 	}
 	s.conns[c] = st
-	if st != fasthttp.StateActive {
-		s.signalIdle()
-		if s.closing {
-			_ = c.Close()
-		}
-	}
-}
-
-func (s *Server) signalIdle() {
-	select {
-	case s.idle <- struct{}{}:
-	default:
+	call(s.hooks.Changed)
+	if s.closing && st != fasthttp.StateActive {
+		_ = c.Close()
 	}
 }
 
@@ -180,10 +172,6 @@ func (s *Server) Active() int {
 	}
 	return n
 }
-
-// Idle returns a channel that receives after a request was answered or a connection
-// ended. Arrivals while nobody waits are folded into one, so check Active, then wait.
-func (s *Server) Idle() <-chan struct{} { return s.idle }
 
 // Close stops accepting and waits, until ctx ends, for requests in flight; then it cuts
 // whatever connections remain. A connection that is open but silent counts as in flight,

@@ -1,6 +1,6 @@
-// Package pbwire reads fields of the few protobuf messages the exporters receive (OTLP export
-// responses, google.rpc.Status and RetryInfo) without a protobuf runtime, which would
-// weigh megabytes in a binary that only ever reads four small messages.
+// Package pbwire reads and writes fields of the few small protobuf messages the extension
+// handles itself (OTLP export responses, google.rpc.Status and RetryInfo) without a
+// protobuf runtime, which would weigh megabytes in a binary that only ever needs these.
 package pbwire
 
 import "errors"
@@ -105,4 +105,26 @@ func Repeated(msg []byte, num int, fn func([]byte)) {
 			fn(f.data)
 		}
 	})
+}
+
+// AppendUint appends varint field num with value v to msg.
+func AppendUint(msg []byte, num int, v uint64) []byte {
+	msg = appendVarint(msg, uint64(num)<<3|wireVarint)
+	return appendVarint(msg, v)
+}
+
+// AppendBytes appends length-delimited field num (a nested message, a string or bytes)
+// to msg.
+func AppendBytes(msg []byte, num int, data []byte) []byte {
+	msg = appendVarint(msg, uint64(num)<<3|wireBytes)
+	msg = appendVarint(msg, uint64(len(data)))
+	return append(msg, data...)
+}
+
+func appendVarint(b []byte, v uint64) []byte {
+	for v >= 0x80 {
+		b = append(b, byte(v)|0x80)
+		v >>= 7
+	}
+	return append(b, byte(v))
 }
