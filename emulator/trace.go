@@ -10,9 +10,11 @@ import (
 
 const traceType = "X-Amzn-Trace-Id"
 
-// trace is an invocation's X-Ray context. The platform's invocation span is spanID, a child
-// of the caller's Parent; the runtime receives spanID as its Parent, so that the function's
-// own spans are children of the invocation.
+// trace is an invocation's X-Ray context. As in Lambda, the INVOKE event, the platform's
+// events and the runtime all get the same header, whose Parent stands for the function's
+// X-Ray segment: the caller's Parent when it sent one, else an id of its own. The
+// platform's invocation span is spanID, a child of that Parent; the function's own spans,
+// made from the runtime's header, are its siblings until an extension puts them under it.
 type trace struct {
 	root, parent, sampled string
 	spanID                string
@@ -42,6 +44,9 @@ func newTrace(header string, active bool) trace {
 	if active && t.sampled == "" {
 		t.sampled = "1"
 	}
+	if t.parent == "" {
+		t.parent = randomHex(16)
+	}
 	t.spanID = randomHex(16)
 	return t
 }
@@ -62,12 +67,12 @@ func (t trace) header(parent string) string {
 // value is the header as the platform reports it: the caller's context.
 func (t trace) value() string { return t.header(t.parent) }
 
-// runtimeHeader is Lambda-Runtime-Trace-Id: the invocation span is the parent.
+// runtimeHeader is Lambda-Runtime-Trace-Id: the same header.
 func (t trace) runtimeHeader() string {
 	if !t.ok() {
 		return ""
 	}
-	return t.header(t.spanID)
+	return t.value()
 }
 
 // telemetry is the record's tracing object, nil when the invocation is not traced.

@@ -1,7 +1,9 @@
 package emulator
 
 import (
+	"fmt"
 	"regexp"
+	"strings"
 	"testing"
 )
 
@@ -13,10 +15,10 @@ func TestTrace(t *testing.T) {
 	}{
 		{"pass-through without header", "", false, ""},
 		{"pass-through keeps the caller's header", "Root=1-5f35ae12-0c0fec141ab77a00bc047aa2;Parent=2be948a625588e32;Sampled=0", false, "Root=1-5f35ae12-0c0fec141ab77a00bc047aa2;Parent=2be948a625588e32;Sampled=0"},
-		{"active samples a header without a decision", " Root=1-5f35ae12-0c0fec141ab77a00bc047aa2 ; Lineage=a:1", true, "Root=1-5f35ae12-0c0fec141ab77a00bc047aa2;Sampled=1"},
+		{"active samples a header without a decision", " Root=1-5f35ae12-0c0fec141ab77a00bc047aa2 ; Lineage=a:1", true, "PARENT Root=1-5f35ae12-0c0fec141ab77a00bc047aa2;Parent=%s;Sampled=1"},
 		{"active starts a trace", "", true, "NEW"},
 	}
-	root := regexp.MustCompile(`^Root=1-[0-9a-f]{8}-[0-9a-f]{24};Sampled=1$`)
+	root := regexp.MustCompile(`^Root=1-[0-9a-f]{8}-[0-9a-f]{24};Parent=[0-9a-f]{16};Sampled=1$`)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tr := newTrace(tt.header, tt.active)
@@ -30,6 +32,11 @@ func TestTrace(t *testing.T) {
 				if !root.MatchString(tr.value()) {
 					t.Errorf("value = %q", tr.value())
 				}
+			case strings.HasPrefix(tt.value, "PARENT "):
+				// The function's segment is named when the caller named no parent.
+				if want := fmt.Sprintf(strings.TrimPrefix(tt.value, "PARENT "), tr.parent); len(tr.parent) != 16 || tr.value() != want {
+					t.Errorf("value = %q, want %q", tr.value(), want)
+				}
 			case tr.value() != tt.value:
 				t.Errorf("value = %q, want %q", tr.value(), tt.value)
 			}
@@ -37,8 +44,8 @@ func TestTrace(t *testing.T) {
 			if len(tr.spanID) != 16 || tel.SpanID != tr.spanID || tel.Type != "X-Amzn-Trace-Id" || tel.Value != tr.value() {
 				t.Errorf("telemetry = %+v", tel)
 			}
-			if want := regexp.MustCompile(`;Parent=` + tr.spanID); !want.MatchString(tr.runtimeHeader()) {
-				t.Errorf("runtime header %q does not make the invocation span the parent", tr.runtimeHeader())
+			if tr.runtimeHeader() != tr.value() || tr.parent == tr.spanID {
+				t.Errorf("runtime header %q, want the invocation's header %q, whose parent is not the invocation span %s", tr.runtimeHeader(), tr.value(), tr.spanID)
 			}
 		})
 	}

@@ -7,12 +7,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/lambda-otel/lambda-otel/exporters"
+	"github.com/lambda-otel/lambda-otel/receiver"
 	"github.com/lambda-otel/lambda-otel/telemetry"
 	"github.com/lambda-otel/lambda-otel/telemetry/convert"
 )
@@ -88,10 +93,13 @@ func Run(ctx context.Context, o Options) error {
 		reg, err := client.Register(rctx, []EventType{Invoke, Shutdown}, FeatureAccountID)
 		regc <- registered{reg, err}
 	}()
-	buffer, l := a.listen(ctx)
+	a.buffer = telemetry.NewBuffer(o.Config.QueueMaxBytes, &a.stats)
+	l := a.listen(ctx)
+	a.receiver = a.receive(ctx)
 	r := <-regc
 	if r.err != nil {
 		a.closeListener(ctx, l)
+		a.closeReceiver(ctx)
 		return fmt.Errorf("registering extension %q: %w", o.Name, r.err)
 	}
 	reg := r.reg
@@ -124,7 +132,7 @@ func Run(ctx context.Context, o Options) error {
 		now:   clock,
 		last:  clock(),
 	}
-	a.subscribe(ctx, hc, o.RuntimeAPI, client.ID(), buffer, l)
+	a.subscribe(ctx, hc, o.RuntimeAPI, client.ID(), l)
 	loopErr := Loop(ctx, client, a, log)
 	if a.stopped {
 		return loopErr
@@ -152,6 +160,9 @@ type agent struct {
 	stats    telemetry.Stats
 	buffer   *telemetry.Buffer
 	listener *telemetry.Listener
+	receiver *receiver.Receiver
+	// received is the scratch space of the received requests being converted.
+	received []telemetry.Received
 	conv     *convert.Converter
 	flusher  *flusher
 	// exporting is false when no exporter is configured.
@@ -162,31 +173,95 @@ type agent struct {
 	pending outstanding
 	// stopped is set once the intake has been stopped and its events accounted for.
 	stopped bool
+	// receivedItems and receivedBytes total what the receiver passed on, for the drop
+	// count when there is no exporter.
+	receivedItems, receivedBytes int
 }
 
-// listen starts the telemetry listener and its buffer; nil when no stream is wanted or the
-// listener could not start, which leaves the extension running without telemetry.
-func (a *agent) listen(ctx context.Context) (*telemetry.Buffer, *telemetry.Listener) {
+// listen starts the telemetry listener; nil when no stream is wanted or the listener
+// could not start, which leaves the extension running without platform telemetry.
+func (a *agent) listen(ctx context.Context) *telemetry.Listener {
 	cfg := a.cfg
 	if len(cfg.Streams) == 0 {
 		a.log.Info("no telemetry types configured; not subscribing")
-		return nil, nil
+		return nil
 	}
-	buffer := telemetry.NewBuffer(cfg.QueueMaxBytes, &a.stats)
 	l, err := telemetry.Listen(ctx, telemetry.ListenerConfig{
 		Port:         cfg.ListenerPort,
 		MaxBodyBytes: telemetry.MaxBodyBytes(cfg.Buffering),
-	}, buffer, &a.stats)
+	}, a.buffer, &a.stats)
 	if err != nil {
 		a.log.Error("telemetry is off: starting the listener failed", "port", cfg.ListenerPort, "error", err.Error())
-		return nil, nil
+		return nil
 	}
-	return buffer, l
+	return l
+}
+
+// receive starts the local OTLP receiver; nil when it is off or could not start, which
+// leaves the function's SDK without a local endpoint but the extension running. A
+// protocol whose port an OTLP exporter sends to on loopback is left off, or the
+// extension would receive its own exports, forever.
+func (a *agent) receive(ctx context.Context) *receiver.Receiver {
+	cfg := a.cfg.Receiver
+	for _, port := range loopbackExportPorts(a.cfg.Export) {
+		if cfg.HTTP && cfg.HTTPPort == port {
+			cfg.HTTP = false
+			a.log.Warn("the OTLP/HTTP receiver is off: the OTLP exporter sends to its port on this machine; set the exporter's endpoint to the backend, or "+EnvReceiver+" to another port", "port", port)
+		}
+		if cfg.GRPC && cfg.GRPCPort == port {
+			cfg.GRPC = false
+			a.log.Warn("the OTLP/gRPC receiver is off: the OTLP exporter sends to its port on this machine; set the exporter's endpoint to the backend, or "+EnvReceiver+" to another port", "port", port)
+		}
+	}
+	if !cfg.HTTP && !cfg.GRPC {
+		return nil
+	}
+	cfg.MaxBodyBytes = min(receiver.DefaultMaxBodyBytes, a.cfg.QueueMaxBytes)
+	r, err := receiver.Start(ctx, cfg, a.buffer, &a.stats)
+	if err != nil {
+		a.log.Error("the local OTLP receiver could not start (fully or in part)", "error", err.Error())
+	}
+	return r
+}
+
+// loopbackExportPorts returns the ports the OTLP exporter sends to on this machine.
+func loopbackExportPorts(c exporters.Config) []int {
+	if !slices.Contains(c.Exporters, exporters.NameOTLP) {
+		return nil
+	}
+	var ports []int
+	for _, t := range c.OTLP {
+		u, err := url.Parse(t.URL)
+		if err != nil {
+			continue
+		}
+		host := u.Hostname()
+		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			continue
+		}
+		if p, err := strconv.Atoi(u.Port()); err == nil {
+			ports = append(ports, p)
+		}
+	}
+	return ports
+}
+
+// intake reports whether any telemetry can arrive: from the platform or the function.
+func (a *agent) intake() bool { return a.listener != nil || a.receiver != nil }
+
+// closeReceiver closes the receiver, giving requests in flight closeTimeout.
+func (a *agent) closeReceiver(ctx context.Context) error {
+	if a.receiver == nil {
+		return nil
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
+	defer cancel()
+	return a.receiver.Close(cctx)
 }
 
 // subscribe subscribes the listener l to the configured streams. A refusal leaves the
-// extension running without telemetry: it is logged, not returned.
-func (a *agent) subscribe(ctx context.Context, hc *http.Client, runtimeAPI, id string, buffer *telemetry.Buffer, l *telemetry.Listener) {
+// extension running without platform telemetry: it is logged, not returned.
+func (a *agent) subscribe(ctx context.Context, hc *http.Client, runtimeAPI, id string, l *telemetry.Listener) {
 	if l == nil {
 		return
 	}
@@ -208,7 +283,7 @@ func (a *agent) subscribe(ctx context.Context, hc *http.Client, runtimeAPI, id s
 		a.log.Info("telemetry subscription accepted without a promise of delivery (a local emulator?); carrying on",
 			"status", res.StatusCode, "answer", res.Body)
 	}
-	a.buffer, a.listener = buffer, l
+	a.listener = l
 }
 
 // closeListener closes a listener that will not be used; nil is nothing to close.
@@ -231,8 +306,9 @@ func (a *agent) Invoke(ctx context.Context, ev *InvokeEvent) error {
 	if ev.Tracing != nil {
 		inv.TraceHeader = ev.Tracing.Value
 	}
+	inv.At = time.Now()
 	a.conv.Invoked(inv)
-	if a.buffer != nil && a.exporting {
+	if a.intake() && a.exporting {
 		a.onInvoke(ctx, ev.RequestID)
 	}
 	return nil
@@ -257,12 +333,23 @@ func (a *agent) stop(ctx context.Context, reason string) error {
 	}
 	var err error
 	var events []telemetry.Event
-	if a.buffer != nil {
+	if a.intake() {
 		ship := a.shipper(fctx, true)
-		events = a.awaitFinal(ctx, ship)
-		cctx, cancel := context.WithTimeout(ctx, closeTimeout)
-		err = a.listener.Close(cctx)
-		cancel()
+		if a.listener != nil {
+			events = a.awaitFinal(ctx, ship)
+		}
+		// The runtime may still be flushing its SDK from its SIGTERM handler: the
+		// receiver takes what is on its way before it closes.
+		var wg sync.WaitGroup
+		var rerr error
+		wg.Go(func() { rerr = a.closeReceiver(ctx) })
+		if a.listener != nil {
+			cctx, cancel := context.WithTimeout(ctx, closeTimeout)
+			err = a.listener.Close(cctx)
+			cancel()
+		}
+		wg.Wait()
+		err = errors.Join(err, rerr)
 		events = a.convertBuffered(events, ship)
 	}
 	a.conv.Shutdown(time.Now(), reason)
@@ -271,7 +358,7 @@ func (a *agent) stop(ctx context.Context, reason string) error {
 		for _, e := range events {
 			size += e.Size
 		}
-		a.stats.Drop(telemetry.DropNoExporter, len(events), size)
+		a.stats.Drop(telemetry.DropNoExporter, len(events)+a.receivedItems, size+a.receivedBytes)
 	}
 	a.enqueue()
 	q := a.flusher.queue
@@ -357,8 +444,19 @@ func (a *agent) await(ctx context.Context, dst []telemetry.Event, quietFor time.
 }
 
 // convertBuffered drains the buffer into the converter, appending the events to dst. A
-// backlog is converted chunkEvents at a time, with ship called between the chunks.
+// backlog is converted chunkEvents at a time, with ship called between the chunks. What
+// the function's SDK sent is converted first, so that its spans find their invocations
+// still open.
 func (a *agent) convertBuffered(dst []telemetry.Event, ship func()) []telemetry.Event {
+	a.received = a.buffer.DrainReceived(a.received[:0])
+	if len(a.received) > 0 {
+		for _, r := range a.received {
+			a.receivedItems += r.Items
+			a.receivedBytes += r.Size
+		}
+		a.conv.AddReceived(a.received)
+		clear(a.received)
+	}
 	n := len(dst)
 	dst = a.buffer.Drain(dst)
 	for i := n; i < len(dst); i += chunkEvents {

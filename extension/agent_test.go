@@ -35,6 +35,7 @@ func testConfig() Config {
 	c.LogLevel = slog.LevelDebug
 	c.Export.Exporters = nil
 	c.Flush = Flush{Mode: FlushShutdown}
+	c.Receiver.HTTP = false // the receiver's tests turn it on, on a free port
 	return c
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/lambda-otel/lambda-otel/exporters"
+	"github.com/lambda-otel/lambda-otel/receiver"
 	"github.com/lambda-otel/lambda-otel/telemetry"
 	"github.com/lambda-otel/lambda-otel/telemetry/convert"
 )
@@ -30,6 +31,7 @@ const (
 	EnvFaaSTrigger     = "LAMBDA_OTEL_FAAS_TRIGGER"
 	EnvFlush           = "LAMBDA_OTEL_FLUSH"
 	EnvFlushTimeoutMs  = "LAMBDA_OTEL_FLUSH_TIMEOUT_MS"
+	EnvReceiver        = "LAMBDA_OTEL_RECEIVER"
 
 	EnvServiceName        = "OTEL_SERVICE_NAME"
 	EnvResourceAttributes = "OTEL_RESOURCE_ATTRIBUTES"
@@ -77,6 +79,8 @@ type Config struct {
 	FlushTimeoutMs int
 	// Export chooses and configures the exporters.
 	Export exporters.Config
+	// Receiver is the local OTLP receiver for the function's own telemetry.
+	Receiver receiver.Config
 }
 
 // FlushMode is a flush strategy of LAMBDA_OTEL_FLUSH.
@@ -115,6 +119,7 @@ func DefaultConfig() Config {
 		Convert:        convert.DefaultConfig(),
 		FlushTimeoutMs: 1000,
 		Export:         exporters.DefaultConfig(),
+		Receiver:       receiver.Config{HTTP: true, HTTPPort: receiver.DefaultHTTPPort, GRPCPort: receiver.DefaultGRPCPort},
 	}
 }
 
@@ -157,6 +162,7 @@ const (
 	wantTrigger     = `one of "datasource", "http", "pubsub", "timer", "other"`
 	wantAttributes  = `comma-separated key=value pairs with percent-encoded values`
 	wantFlush       = `"adaptive", "end", "periodic,<milliseconds>" or "shutdown"`
+	wantReceiver    = `a comma-separated list of "http" and "grpc", each with an optional ":port" (4318 and 4317 by default), or "none"`
 )
 
 // LoadConfig reads the configuration from lookup (os.LookupEnv in production). An unset or
@@ -241,6 +247,13 @@ func LoadConfig(lookup func(string) (string, bool)) (Config, error) {
 			c.Flush = f
 		}
 	}
+	if s, ok := get(EnvReceiver); ok {
+		if r, err := parseReceiver(s); err != nil {
+			bad(EnvReceiver, s, wantReceiver+" ("+err.Error()+")", "http")
+		} else {
+			c.Receiver = r
+		}
+	}
 	exp, err := exporters.LoadConfig(lookup)
 	errs = append(errs, err)
 	c.Export = exp
@@ -277,6 +290,40 @@ func parseFlush(s string) (Flush, error) {
 		return Flush{Mode: FlushPeriodic, Period: time.Duration(ms) * time.Millisecond}, nil
 	}
 	return Flush{}, errors.New("unknown strategy")
+}
+
+// parseReceiver reads LAMBDA_OTEL_RECEIVER.
+func parseReceiver(s string) (receiver.Config, error) {
+	r := receiver.Config{HTTPPort: receiver.DefaultHTTPPort, GRPCPort: receiver.DefaultGRPCPort}
+	if strings.EqualFold(s, "none") {
+		return r, nil
+	}
+	for part := range strings.SplitSeq(s, ",") {
+		name, port, hasPort := strings.Cut(strings.ToLower(strings.TrimSpace(part)), ":")
+		on, p := &r.HTTP, &r.HTTPPort
+		switch name {
+		case "http":
+		case "grpc":
+			on, p = &r.GRPC, &r.GRPCPort
+		default:
+			return r, fmt.Errorf("unknown protocol %q", name)
+		}
+		if *on {
+			return r, fmt.Errorf("%s is given twice", name)
+		}
+		*on = true
+		if hasPort {
+			n, err := strconv.Atoi(port)
+			if err != nil || n < 1 || n > 65535 || n == reservedPort {
+				return r, fmt.Errorf("port %q of %s is not a port from 1 to 65535 other than %d", port, name, reservedPort)
+			}
+			*p = n
+		}
+	}
+	if r.HTTP && r.GRPC && r.HTTPPort == r.GRPCPort {
+		return r, fmt.Errorf("http and grpc cannot share port %d", r.HTTPPort)
+	}
+	return r, nil
 }
 
 // loadResource reads what the Lambda environment says of the function.
@@ -326,6 +373,9 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("%s has mode %d: want %s", EnvFlush, f.Mode, wantFlush))
 	case f.Mode == FlushPeriodic && f.Period < time.Millisecond:
 		errs = append(errs, fmt.Errorf("%s has period %v: want at least 1 ms", EnvFlush, f.Period))
+	}
+	if r := c.Receiver; r.HTTP && r.GRPC && r.HTTPPort == r.GRPCPort {
+		errs = append(errs, fmt.Errorf("%s has http and grpc on port %d: want %s", EnvReceiver, r.HTTPPort, wantReceiver))
 	}
 	if err := c.Export.Validate(); err != nil {
 		errs = append(errs, err)

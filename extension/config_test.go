@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/lambda-otel/lambda-otel/exporters"
+	"github.com/lambda-otel/lambda-otel/receiver"
 	"github.com/lambda-otel/lambda-otel/internal/lambdatest"
 	"github.com/lambda-otel/lambda-otel/internal/testbin"
 	"github.com/lambda-otel/lambda-otel/telemetry"
@@ -56,6 +57,7 @@ func TestLoadConfigValues(t *testing.T) {
 		EnvMetricsTemporality:             "lowmemory",
 		EnvServiceName:                    "checkout",
 		EnvResourceAttributes:             "team=payments%20core",
+		EnvReceiver:                       "gRPC:14317, http",
 		"AWS_LAMBDA_FUNCTION_NAME":        "my-function",
 		"AWS_LAMBDA_FUNCTION_VERSION":     "7",
 		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",
@@ -79,6 +81,7 @@ func TestLoadConfigValues(t *testing.T) {
 		Flush:          Flush{Mode: FlushPeriodic, Period: 5 * time.Second},
 		FlushTimeoutMs: 250,
 		Export:         exporters.DefaultConfig(),
+		Receiver:       receiver.Config{HTTP: true, GRPC: true, HTTPPort: 4318, GRPCPort: 14317},
 		Resource: convert.Resource{
 			ServiceName:     "checkout",
 			Attributes:      []convert.Attribute{{Key: "team", Value: "payments core"}},
@@ -220,6 +223,12 @@ func badValues() []badValue {
 		{variable: EnvQueueMaxBytes, value: "99999999999999999999", want: []string{"an integer from"}, field: func(c Config) any { return c.QueueMaxBytes }},
 		{variable: EnvLogLevel, value: "verbose", want: []string{`"debug", "info", "warn", "error"`, "default info"},
 			field: func(c Config) any { return c.LogLevel }},
+		{variable: EnvReceiver, value: "http,udp", want: []string{`unknown protocol "udp"`, `"http" and "grpc", each with an optional ":port"`, "default http"},
+			field: func(c Config) any { return c.Receiver }},
+		{variable: EnvReceiver, value: "http,http:4000", want: []string{"http is given twice"}, field: func(c Config) any { return c.Receiver }},
+		{variable: EnvReceiver, value: "grpc:9001", want: []string{`port "9001" of grpc is not a port`}, field: func(c Config) any { return c.Receiver }},
+		{variable: EnvReceiver, value: "grpc:http", want: []string{`port "http" of grpc`}, field: func(c Config) any { return c.Receiver }},
+		{variable: EnvReceiver, value: "http:4317,grpc", want: []string{"cannot share port 4317"}, field: func(c Config) any { return c.Receiver }},
 		{variable: EnvLogLevel, value: "info+2", want: []string{`"debug", "info", "warn", "error"`}, field: func(c Config) any { return c.LogLevel }},
 	}
 }
@@ -332,6 +341,7 @@ func TestRunWithEveryBadValue(t *testing.T) {
 		t.Fatal("no configuration error")
 	}
 	cfg.ListenerPort = 0       // the default port may be taken on this machine
+	cfg.Receiver.HTTP = false  // as may the receiver's
 	cfg.Export.Exporters = nil // nothing to send to
 	cfg.Flush = Flush{Mode: FlushShutdown}
 

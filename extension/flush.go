@@ -113,7 +113,9 @@ func (a *agent) onInvoke(ctx context.Context, requestID string) {
 	switch {
 	case mode == FlushEnd:
 		a.awaitRuntimeDone(ctx, requestID)
-		a.flush(ctx, f.limit)
+		// The SDK's data shares the flush budget: waiting for it takes at most half.
+		waited := a.awaitSDK(ctx, requestID, f.limit/2)
+		a.flush(ctx, f.limit-waited)
 	case due:
 		a.flush(ctx, f.limit)
 	}
@@ -148,6 +150,39 @@ func (a *agent) awaitRuntimeDone(ctx context.Context, requestID string) {
 		r, ok := e.Record.(*telemetry.RuntimeDone)
 		return ok && r.RequestID == requestID && a.pending.runtimeDoneIn(requestID)
 	})
+}
+
+// awaitSDK waits, for at most budget, for the function's own telemetry of the invocation:
+// until no request to the receiver is in progress, and, when the function's SDK is
+// expected to send the invocation's spans (see convert.Converter.AwaitsSDK), until their
+// root is in. An SDK that flushes after the runtime is done (from a goroutine or thread
+// the runtime does not wait for) is then in the same export. It returns how long it
+// waited.
+func (a *agent) awaitSDK(ctx context.Context, requestID string, budget time.Duration) time.Duration {
+	if a.receiver == nil {
+		return 0
+	}
+	began := time.Now()
+	ctx, cancel := context.WithTimeout(ctx, budget)
+	defer cancel()
+	f := a.flusher
+	ship := a.shipper(ctx, false)
+	for {
+		f.scratch = a.convertBuffered(f.scratch, ship)
+		expected := a.conv.AwaitsSDK(requestID)
+		if !expected && !a.receiver.Busy() {
+			return time.Since(began)
+		}
+		select {
+		case <-a.receiver.Changed():
+		case <-a.buffer.Added():
+		case <-ctx.Done():
+			if expected {
+				a.conv.SDKLate()
+			}
+			return time.Since(began)
+		}
+	}
 }
 
 // flush converts what the buffer holds and exports it, and what earlier flushes left,

@@ -96,6 +96,11 @@ func (o ReceiveOutcome) String() string {
 	return receiveOutcomeNames[o]
 }
 
+// ReceiveOutcomes lists every outcome, in a stable order.
+func ReceiveOutcomes() []ReceiveOutcome {
+	return []ReceiveOutcome{ReceiveAccepted, ReceiveInvalid, ReceiveBufferFull}
+}
+
 // ReceiveFailure is why the local receiver could not read a request, whose items are
 // therefore unknown.
 type ReceiveFailure int

@@ -90,7 +90,9 @@ Flags:
 	fs.IntVar(&o.invocations, "invocations", 0, "number of invocations before shutting down (with --invoke: default one per event)")
 	fs.DurationVar(&o.idle, "idle-shutdown", 0, "shut down after this long without an invocation (0: never)")
 	fs.StringVar(&o.eventsOut, "events-out", "", "write every generated Telemetry API event to FILE as NDJSON")
-	fs.StringVar(&o.sinkAddr, "otlp-sink", "127.0.0.1:4318", "address of the embedded OTLP/HTTP sink, given to extensions as OTEL_EXPORTER_OTLP_ENDPOINT unless --env sets one")
+	// Not 4318: that is the port of an extension's local receiver (lambda-otel's among
+	// them), where the function's SDK sends by default, as it would in Lambda.
+	fs.StringVar(&o.sinkAddr, "otlp-sink", "127.0.0.1:0", "address of the embedded OTLP/HTTP sink (port 0: a free one), given to extensions as OTEL_EXPORTER_OTLP_ENDPOINT unless --env sets one")
 	fs.BoolVar(&o.noSink, "no-otlp-sink", false, "run without the embedded OTLP sink")
 	fs.StringVar(&o.otlpOut, "otlp-out", "", "write what the sink receives to FILE as OTLP JSON lines")
 	fs.DurationVar(&o.shutdownWait, "shutdown-timeout", 2*time.Second, "time extensions get after SHUTDOWN before they are killed")

@@ -42,6 +42,8 @@ type Invocation struct {
 	FunctionARN string
 	// TraceHeader is the X-Ray header of the INVOKE event's tracing.
 	TraceHeader string
+	// At is when the INVOKE arrived: the invocation's start until platform.start says.
+	At time.Time
 }
 
 // Data is the OpenTelemetry data of one flush. Empty signals have no resources.
@@ -90,6 +92,10 @@ type Converter struct {
 	fixes   []logFix
 
 	metrics *metrics
+
+	sdk sdkData
+	// instrumented is set while the function's SDK sends the root spans of invocations.
+	instrumented bool
 }
 
 // logFix is a log record whose trace context is set when its phase's ids are known.
@@ -109,6 +115,7 @@ func New(o Options) *Converter {
 		open:        make(map[string]*phase),
 		coldPending: true,
 		metrics:     newMetrics(o.Config.Temporality, o.Start),
+		sdk:         newSDKData(),
 	}
 	if c.ids == nil {
 		c.ids = randomIDs{}
@@ -134,6 +141,7 @@ func (c *Converter) Invoked(inv Invocation) {
 	}
 	p := c.invocation(inv.RequestID)
 	p.arn = inv.FunctionARN
+	p.invokedAt = inv.At
 	if p.header == "" {
 		p.header = inv.TraceHeader
 	}
@@ -442,6 +450,8 @@ func (c *Converter) Take(now time.Time, self Self) Data {
 		clear(c.ready)
 		c.ready = c.ready[:0]
 	}
+
+	c.takeSDK(&d)
 
 	if c.metrics.changed(self) {
 		rm := d.Metrics.ResourceMetrics().AppendEmpty()

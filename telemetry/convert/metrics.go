@@ -235,6 +235,30 @@ func (m *metrics) emit(out pmetric.MetricSlice, now time.Time, self Self) {
 	}
 	e.sum("lambda_otel.events.dropped", "{event}", "Telemetry events the extension dropped, by reason.", events...)
 	e.sum("lambda_otel.batches.dropped", "{batch}", "Telemetry API deliveries the extension could not read, by reason.", batches...)
+	var received, refused, unread []labeled
+	for _, sig := range telemetry.Signals() {
+		for _, o := range telemetry.ReceiveOutcomes() {
+			n := t.Received[sig][o]
+			if n == 0 {
+				continue
+			}
+			l := labeled{attrs: [][2]string{{"signal", sig.String()}}, total: n, prior: lt.Received[sig][o]}
+			if o == telemetry.ReceiveAccepted {
+				received = append(received, l)
+			} else {
+				l.attrs = append(l.attrs, [2]string{"reason", o.String()})
+				refused = append(refused, l)
+			}
+		}
+	}
+	for _, f := range telemetry.ReceiveFailures() {
+		if n := t.ReceiveFailed[f]; n > 0 {
+			unread = append(unread, labeled{attrs: [][2]string{{"reason", f.String()}}, total: n, prior: lt.ReceiveFailed[f]})
+		}
+	}
+	e.sum("lambda_otel.received", "{item}", "Items the function's OpenTelemetry SDK sent to the local OTLP receiver, by signal.", received...)
+	e.sum("lambda_otel.received.refused", "{item}", "Items the local OTLP receiver refused, by signal and reason: invalid ones for good (told to the sender as a partial success), buffer_full ones for the sender to retry.", refused...)
+	e.sum("lambda_otel.receiver.requests.failed", "{request}", "Requests the local OTLP receiver could not read, by reason.", unread...)
 	var exported, failed []labeled
 	for _, x := range self.Exports {
 		l := labeled{attrs: [][2]string{{"exporter", x.Exporter}, {"signal", x.Signal}}, total: x.Items, prior: priorExport(m.self.Exports, x)}

@@ -29,6 +29,13 @@ type phase struct {
 	arn string
 	// header is the X-Ray trace header; spanHint the platform's tracing.spanId.
 	header, spanHint string
+	// xr is header parsed, once xrParsed.
+	xr       xray.Header
+	xrParsed bool
+	// invokedAt is when the INVOKE event came.
+	invokedAt time.Time
+	// sdkRoot is set once the function's SDK sent the root of its spans.
+	sdkRoot bool
 
 	start, done, report          telemetry.Record
 	startAt, doneAt, reportAt    time.Time

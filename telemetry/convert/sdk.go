@@ -1,0 +1,238 @@
+package convert
+
+import (
+	"strings"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+
+	"github.com/lambda-otel/lambda-otel/internal/xray"
+	"github.com/lambda-otel/lambda-otel/telemetry"
+)
+
+// sdkData is what the function's own OpenTelemetry SDK sent to the local receiver since
+// the last Take, already joined to the invocations.
+type sdkData struct {
+	traces  ptrace.Traces
+	logs    plog.Logs
+	metrics pmetric.Metrics
+	// parents are the SDK spans to put under their invocation's platform span once its
+	// ids are known.
+	parents []spanFix
+}
+
+// spanFix is an SDK span whose parent is its invocation's X-Ray context.
+type spanFix struct {
+	span  ptrace.Span
+	phase *phase
+}
+
+func newSDKData() sdkData {
+	return sdkData{traces: ptrace.NewTraces(), logs: plog.NewLogs(), metrics: pmetric.NewMetrics()}
+}
+
+// AddReceived takes what the function's SDK sent. Its spans and logs are joined to the
+// invocation they belong to:
+//   - a span whose trace id and parent are an invocation's X-Ray context (its Root and
+//     Parent) is the invocation's SDK root: it becomes a child of the platform's
+//     invocation span, so that one trace holds both;
+//   - a span or log record of an invocation's trace, or, outside any, made during an
+//     invocation (Lambda runs one at a time), gets faas.invocation_id when it has none;
+//   - a log record with no trace context made during an invocation gets the invocation's.
+//
+// Their resources are completed at Take.
+func (c *Converter) AddReceived(rs []telemetry.Received) {
+	for i := range rs {
+		r := &rs[i]
+		switch {
+		case r.Traces != (ptrace.Traces{}):
+			c.sdkTraces(r.Traces)
+		case r.Logs != (plog.Logs{}):
+			c.sdkLogs(r.Logs)
+		case r.Metrics != (pmetric.Metrics{}):
+			r.Metrics.ResourceMetrics().MoveAndAppendTo(c.sdk.metrics.ResourceMetrics())
+		}
+	}
+}
+
+func (c *Converter) sdkTraces(td ptrace.Traces) {
+	all := c.sdk.traces.ResourceSpans()
+	n := all.Len()
+	td.ResourceSpans().MoveAndAppendTo(all)
+	for i := n; i < all.Len(); i++ {
+		for _, ss := range all.At(i).ScopeSpans().All() {
+			for _, s := range ss.Spans().All() {
+				p, byTrace := c.sdkOwner(s.TraceID(), s.StartTimestamp())
+				if p == nil {
+					continue
+				}
+				if byTrace && p.isSDKRoot(s.ParentSpanID()) {
+					p.sdkRoot = true
+					c.instrumented = true
+					c.sdk.parents = append(c.sdk.parents, spanFix{span: s, phase: p})
+				}
+				if _, ok := s.Attributes().Get(attrInvocationID); !ok {
+					s.Attributes().PutStr(attrInvocationID, p.requestID)
+				}
+			}
+		}
+	}
+}
+
+func (c *Converter) sdkLogs(ld plog.Logs) {
+	all := c.sdk.logs.ResourceLogs()
+	n := all.Len()
+	ld.ResourceLogs().MoveAndAppendTo(all)
+	for i := n; i < all.Len(); i++ {
+		for _, sl := range all.At(i).ScopeLogs().All() {
+			for _, rec := range sl.LogRecords().All() {
+				at := rec.Timestamp()
+				if at == 0 {
+					at = rec.ObservedTimestamp()
+				}
+				p, byTrace := c.sdkOwner(rec.TraceID(), at)
+				if p == nil {
+					continue
+				}
+				_, hasID := rec.Attributes().Get(attrInvocationID)
+				if !byTrace && rec.TraceID().IsEmpty() {
+					c.fixes = append(c.fixes, logFix{rec: rec, phase: p, addID: !hasID})
+					continue
+				}
+				if !hasID {
+					rec.Attributes().PutStr(attrInvocationID, p.requestID)
+				}
+			}
+		}
+	}
+}
+
+// sdkOwner finds the invocation an SDK item belongs to: the one whose X-Ray trace it is
+// in, else the one running when it started. byTrace says which.
+func (c *Converter) sdkOwner(trace pcommon.TraceID, at pcommon.Timestamp) (p *phase, byTrace bool) {
+	if !trace.IsEmpty() {
+		for _, q := range c.order {
+			if h := q.xray(); h.HasTraceID && h.TraceID == trace {
+				return q, true
+			}
+		}
+		for i := range min(c.nrec, recentPhases) {
+			q := c.recent[(c.nrec-1-i)%recentPhases]
+			if h := q.xray(); q.kind == kindInvoke && h.HasTraceID && h.TraceID == trace {
+				return q, true
+			}
+		}
+	}
+	if at == 0 {
+		return nil, false
+	}
+	t := at.AsTime()
+	for i := range min(c.nrec, recentPhases) {
+		q := c.recent[(c.nrec-1-i)%recentPhases]
+		start := q.startAt
+		if start.IsZero() {
+			start = q.invokedAt
+		}
+		if q.kind != kindInvoke || start.IsZero() || t.Before(start) {
+			continue
+		}
+		if q.doneAt.IsZero() || !t.After(q.doneAt) {
+			return q, false
+		}
+	}
+	return nil, false
+}
+
+// xray is the phase's X-Ray header, parsed once it is known.
+func (p *phase) xray() xray.Header {
+	if !p.xrParsed && p.header != "" {
+		p.xr, p.xrParsed = xray.Parse(p.header), true
+	}
+	return p.xr
+}
+
+// isSDKRoot reports whether a span with parent is the root of the invocation's own spans:
+// its parent is the invocation's X-Ray Parent or, where the runtime was given the
+// platform's span as parent, that span.
+func (p *phase) isSDKRoot(parent pcommon.SpanID) bool {
+	if parent.IsEmpty() {
+		return false
+	}
+	if h := p.xray(); h.HasParentID && h.ParentID == parent {
+		return true
+	}
+	id, ok := xray.ParseSpanID(p.spanHint)
+	return ok && id == parent
+}
+
+// AwaitsSDK reports whether the function's SDK is expected to send the spans of
+// invocation requestID and has not yet sent its root: the invocation is sampled, and the
+// SDK sent the root spans of earlier invocations. The extension waits for them, within
+// its flush budget, before flushing the invocation.
+func (c *Converter) AwaitsSDK(requestID string) bool {
+	if !c.instrumented {
+		return false
+	}
+	p, ok := c.open[requestID]
+	if !ok {
+		return false
+	}
+	h := p.xray()
+	return h.HasTraceID && h.Sampled == xray.SamplingYes && !p.sdkRoot
+}
+
+// SDKLate notes that an awaited SDK root did not come in time: the extension stops
+// expecting one until the SDK sends one again, so that an invocation it does not trace
+// costs the next ones no wait.
+func (c *Converter) SDKLate() { c.instrumented = false }
+
+// takeSDK appends what the SDK sent to d, under resources completed with what the
+// extension knows of the function, and puts SDK roots under their invocation's span.
+func (c *Converter) takeSDK(d *Data) {
+	for _, f := range c.sdk.parents {
+		p := f.phase
+		if !p.platform {
+			continue // no platform span to be the parent of
+		}
+		p.resolve(c.ids)
+		f.span.SetParentSpanID(p.spanID)
+	}
+	if c.sdk.traces.ResourceSpans().Len()+c.sdk.logs.ResourceLogs().Len()+c.sdk.metrics.ResourceMetrics().Len() == 0 {
+		c.sdk.parents = c.sdk.parents[:0]
+		return
+	}
+	detected := pcommon.NewMap()
+	c.res.fill(detected, c.learned)
+	for _, rs := range c.sdk.traces.ResourceSpans().All() {
+		mergeResource(rs.Resource().Attributes(), detected)
+	}
+	for _, rl := range c.sdk.logs.ResourceLogs().All() {
+		mergeResource(rl.Resource().Attributes(), detected)
+	}
+	for _, rm := range c.sdk.metrics.ResourceMetrics().All() {
+		mergeResource(rm.Resource().Attributes(), detected)
+	}
+	c.sdk.traces.ResourceSpans().MoveAndAppendTo(d.Traces.ResourceSpans())
+	c.sdk.logs.ResourceLogs().MoveAndAppendTo(d.Logs.ResourceLogs())
+	c.sdk.metrics.ResourceMetrics().MoveAndAppendTo(d.Metrics.ResourceMetrics())
+	clear(c.sdk.parents)
+	c.sdk.parents = c.sdk.parents[:0]
+}
+
+// mergeResource fills an SDK resource with the detected attributes it lacks. The SDK's
+// own values stand, except a service.name the SDK made up (unknown_service…) for want of
+// one; its telemetry.sdk.* describe the SDK, not the extension, and are left alone.
+func mergeResource(sdk, detected pcommon.Map) {
+	for k, v := range detected.All() {
+		if strings.HasPrefix(k, "telemetry.sdk.") {
+			continue
+		}
+		if cur, ok := sdk.Get(k); ok && (k != string(semconv.ServiceNameKey) || !strings.HasPrefix(cur.AsString(), "unknown_service")) {
+			continue
+		}
+		v.CopyTo(sdk.PutEmpty(k))
+	}
+}
