@@ -23,6 +23,33 @@ const (
 	EnvExportFile = "LAMBDA_OTEL_EXPORT_FILE"
 )
 
+// The families of exporter variables. The function's own OpenTelemetry SDK reads
+// OTEL_EXPORTER_OTLP_* too, since Lambda gives every process the same environment, and
+// would then send straight to the backend, past the extension's local receiver. Setting
+// any variable of the extension's own family, LAMBDA_OTEL_EXPORTER_OTLP_* (the same names
+// behind "LAMBDA_"), makes the extension read that family alone, and leaves
+// OTEL_EXPORTER_OTLP_* to the SDK, which sends to localhost:4318 when they are unset.
+const (
+	FamilyOTel      = "OTEL_EXPORTER_OTLP_"
+	FamilyExtension = "LAMBDA_" + FamilyOTel
+)
+
+// settingSuffixes are the exporter variables of a family, after its prefix, generic and
+// per signal.
+var settingSuffixes = []string{"PROTOCOL", "ENDPOINT", "INSECURE", "HEADERS", "COMPRESSION", "TIMEOUT", "CERTIFICATE", "CLIENT_CERTIFICATE", "CLIENT_KEY"}
+
+// Family returns the prefix of the exporter variables the extension reads from lookup.
+func Family(lookup func(string) (string, bool)) string {
+	for _, suffix := range settingSuffixes {
+		for _, scope := range []string{"", "TRACES_", "LOGS_", "METRICS_"} {
+			if v, ok := lookup(FamilyExtension + scope + suffix); ok && strings.TrimSpace(v) != "" {
+				return FamilyExtension
+			}
+		}
+	}
+	return FamilyOTel
+}
+
 // Exporter names of LAMBDA_OTEL_EXPORTERS.
 const (
 	NameOTLP    = "otlp"
@@ -93,8 +120,9 @@ func LoadConfig(lookup func(string) (string, bool)) (Config, error) {
 		c.FilePath = s
 	}
 	tlsConfigs := map[[3]string]*tls.Config{}
+	family := Family(lookup)
 	for _, sig := range Signals {
-		t, err := loadTarget(get, sig, tlsConfigs)
+		t, err := loadTarget(get, family, sig, tlsConfigs)
 		errs = appendUnique(errs, err)
 		c.OTLP[sig] = t
 	}
@@ -136,21 +164,21 @@ func parseExporters(s string) ([]string, error) {
 	return out, nil
 }
 
-// loadTarget reads one signal's settings: OTEL_EXPORTER_OTLP_<SIGNAL>_X wins over
-// OTEL_EXPORTER_OTLP_X. Signals with the same certificate settings get the same
-// *tls.Config from tlsConfigs, so that they can share connections.
-func loadTarget(get func(string) (string, bool), sig Signal, tlsConfigs map[[3]string]*tls.Config) (Target, error) {
+// loadTarget reads one signal's settings from family: <family><SIGNAL>_X wins over
+// <family>X. Signals with the same certificate settings get the same *tls.Config from
+// tlsConfigs, so that they can share connections.
+func loadTarget(get func(string) (string, bool), family string, sig Signal, tlsConfigs map[[3]string]*tls.Config) (Target, error) {
 	var errs []error
 	bad := func(name, value, want, def string) {
 		errs = append(errs, fmt.Errorf("%s=%q is not valid: want %s; using %s", name, value, want, def))
 	}
-	signalVar := "OTEL_EXPORTER_OTLP_" + strings.ToUpper(sig.String()) + "_"
+	signalVar := family + strings.ToUpper(sig.String()) + "_"
 	setting := func(suffix string) (name, value string, ok bool, perSignal bool) {
 		if v, ok := get(signalVar + suffix); ok {
 			return signalVar + suffix, v, true, true
 		}
-		v, ok := get("OTEL_EXPORTER_OTLP_" + suffix)
-		return "OTEL_EXPORTER_OTLP_" + suffix, v, ok, false
+		v, ok := get(family + suffix)
+		return family + suffix, v, ok, false
 	}
 
 	t := Target{Protocol: HTTPProtobuf, Timeout: defaultTimeout}

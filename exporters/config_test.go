@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -398,5 +399,36 @@ func TestNewWithoutEndpoint(t *testing.T) {
 	}
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("the refusal took %v", d)
+	}
+}
+
+// TestExtensionFamily checks that any LAMBDA_OTEL_EXPORTER_OTLP_* variable makes the
+// extension read that family alone, leaving OTEL_EXPORTER_OTLP_* to the function's SDK,
+// and that its errors name the variable that was read.
+func TestExtensionFamily(t *testing.T) {
+	sdk := map[string]string{
+		"OTEL_EXPORTER_OTLP_ENDPOINT": "http://localhost:4318",
+		"OTEL_EXPORTER_OTLP_HEADERS":  "x-sdk=1",
+	}
+	c, err := LoadConfig(lookup(sdk))
+	if err != nil || c.OTLP[Traces].URL != "http://localhost:4318/v1/traces" || Family(lookup(sdk)) != FamilyOTel {
+		t.Fatalf("without the extension's family: %v %+v", err, c.OTLP[Traces])
+	}
+	ext := maps.Clone(sdk)
+	ext["LAMBDA_OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"] = "https://logs.example.com/in"
+	ext["LAMBDA_OTEL_EXPORTER_OTLP_TIMEOUT"] = "250"
+	c, err = LoadConfig(lookup(ext))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.OTLP[Traces]; got.URL != defaultHTTPEndpoint+"/v1/traces" || len(got.Headers) != 0 || got.Timeout != 250*time.Millisecond {
+		t.Errorf("traces read the SDK's variables: %+v", got)
+	}
+	if got := c.OTLP[Logs].URL; got != "https://logs.example.com/in" {
+		t.Errorf("logs URL = %q", got)
+	}
+	ext["LAMBDA_OTEL_EXPORTER_OTLP_COMPRESSION"] = "brotli"
+	if _, err := LoadConfig(lookup(ext)); err == nil || !strings.Contains(err.Error(), "LAMBDA_OTEL_EXPORTER_OTLP_COMPRESSION") {
+		t.Errorf("the error does not name the variable read: %v", err)
 	}
 }

@@ -229,7 +229,11 @@ func LoadConfig(lookup func(string) (string, bool)) (Config, error) {
 			bad(EnvFaaSTrigger, s, wantTrigger, "none")
 		}
 	}
-	if s, ok := get(EnvMetricsTemporality); ok {
+	temporalityVar := EnvMetricsTemporality
+	if exporters.Family(lookup) == exporters.FamilyExtension {
+		temporalityVar = "LAMBDA_" + EnvMetricsTemporality
+	}
+	if s, ok := get(temporalityVar); ok {
 		// Every instrument is a counter or a histogram, for which lowmemory means delta.
 		switch strings.ToLower(s) {
 		case "cumulative":
@@ -237,7 +241,7 @@ func LoadConfig(lookup func(string) (string, bool)) (Config, error) {
 		case "delta", "lowmemory":
 			c.Convert.Temporality = convert.Delta
 		default:
-			bad(EnvMetricsTemporality, s, wantTemporality, "cumulative")
+			bad(temporalityVar, s, wantTemporality, "cumulative")
 		}
 	}
 	if s, ok := get(EnvFlush); ok {
