@@ -55,7 +55,7 @@ const canary = "x-canary=SECRET-CANARY-6f1c"
 
 // headerError is the only form an error about a header variable may take: its parts name
 // an entry's position or quote its key, never a value.
-var headerError = regexp.MustCompile(`^(OTEL_EXPORTER_OTLP_(?:[A-Z]+_)?HEADERS) is not valid: ` +
+var headerError = regexp.MustCompile(`^((?:LAMBDA_)?OTEL_EXPORTER_OTLP_(?:[A-Z]+_)?HEADERS) is not valid: ` +
 	`(?:entry \d+ is not key=value|the key of entry \d+ is not an HTTP header name|the value of (".*") (?:is not percent-encoded properly|has a control character, which HTTP does not allow)); ` +
 	`want comma-separated key=value pairs with percent-encoded values; sending no headers$`)
 
