@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -70,6 +71,8 @@ type runConfig struct {
 	// failed says the environment is expected to fail (a reset after a timeout, a crash or
 	// running out of memory), which makes the emulator exit with status 1.
 	failed bool
+	// function is the function's bootstrap; empty is hello's.
+	function string
 }
 
 // run is what an emulator run left.
@@ -88,14 +91,19 @@ func runEmulator(t *testing.T, b *backend, rc runConfig) *run {
 	defer cancel()
 	dir := t.TempDir()
 	eventsOut, rssOut := filepath.Join(dir, "events.jsonl"), filepath.Join(dir, "maxrss")
+	function := cmp.Or(rc.function, bins.function)
 	args := []string{
-		"--extensions-dir", bins.extensions, "--task-dir", filepath.Dir(bins.function),
+		"--extensions-dir", bins.extensions, "--task-dir", filepath.Dir(function),
 		// Not the default name "function": in server mode the emulator then registers its
 		// invoke path twice and panics (emulator/frontdoor.go).
-		"--function-name", "hello", "--no-otlp-sink", "--events-out", eventsOut, "--invocations", strconv.Itoa(rc.n),
+		"--function-name", filepath.Base(filepath.Dir(function)), "--no-otlp-sink", "--events-out", eventsOut, "--invocations", strconv.Itoa(rc.n),
 	}
-	// Port 0: runs in parallel must not share the listener's default port.
+	// Port 0: runs in parallel must not share the listener's default port; nor the local
+	// receiver's, which is off unless the run turns it on.
 	env := append([]string{"LAMBDA_OTEL_LOG_LEVEL=debug", "LAMBDA_OTEL_LISTENER_PORT=0", "E2E_MAXRSS_FILE=" + rssOut}, b.env...)
+	if !slices.ContainsFunc(rc.env, func(kv string) bool { return strings.HasPrefix(kv, "LAMBDA_OTEL_RECEIVER=") }) {
+		env = append(env, "LAMBDA_OTEL_RECEIVER=none")
+	}
 	for _, kv := range append(env, rc.env...) {
 		args = append(args, "--env", kv)
 	}

@@ -15,18 +15,21 @@ import (
 
 // bins are the real programs. The extension directory holds rsswrap under the extension's
 // name, which runs the real extension and records its peak memory.
-var bins struct{ emulator, extensions, extension, function string }
+// function is hello; instrumented the example function that uses the OpenTelemetry SDK.
+var bins struct{ emulator, extensions, extension, function, instrumented string }
 
 func TestMain(m *testing.M) {
 	os.Exit(testbin.Main(m, func(dir string) error {
 		bins.emulator = filepath.Join(dir, "lambda-emulator")
 		bins.extensions = filepath.Join(dir, "opt", "extensions")
 		bins.extension = filepath.Join(dir, "real", "lambda-otel")
-		bins.function = filepath.Join(dir, "task", "bootstrap")
+		bins.function = filepath.Join(dir, "hello", "bootstrap")
+		bins.instrumented = filepath.Join(dir, "instrumented", "bootstrap")
 		if err := testbin.Build(map[string]string{
-			bins.emulator:  "github.com/lambda-otel/lambda-otel/cmd/lambda-emulator",
-			bins.extension: "github.com/lambda-otel/lambda-otel/cmd/lambda-otel",
-			bins.function:  "github.com/lambda-otel/lambda-otel/examples/hello",
+			bins.emulator:     "github.com/lambda-otel/lambda-otel/cmd/lambda-emulator",
+			bins.extension:    "github.com/lambda-otel/lambda-otel/cmd/lambda-otel",
+			bins.function:     "github.com/lambda-otel/lambda-otel/examples/hello",
+			bins.instrumented: "github.com/lambda-otel/lambda-otel/examples/instrumented",
 		}, nil); err != nil {
 			return err
 		}
