@@ -17,9 +17,10 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/collector/pdata/plog"
+
 	"github.com/lambda-otel/lambda-otel/emulator"
 	"github.com/lambda-otel/lambda-otel/internal/otlptest"
-	"go.opentelemetry.io/collector/pdata/plog"
 )
 
 // callTimeout bounds every call into the emulator.

@@ -445,8 +445,7 @@ func (a *agent) await(ctx context.Context, dst []telemetry.Event, quietFor time.
 
 // convertBuffered drains the buffer into the converter, appending the events to dst. A
 // backlog is converted chunkEvents at a time, with ship called between the chunks. What
-// the function's SDK sent is converted first, so that its spans find their invocations
-// still open.
+// the function's SDK sent to the receiver is converted with them.
 func (a *agent) convertBuffered(dst []telemetry.Event, ship func()) []telemetry.Event {
 	a.received = a.buffer.DrainReceived(a.received[:0])
 	if len(a.received) > 0 {

@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/lambda-otel/lambda-otel/exporters"
-	"github.com/lambda-otel/lambda-otel/receiver"
 	"github.com/lambda-otel/lambda-otel/internal/lambdatest"
 	"github.com/lambda-otel/lambda-otel/internal/testbin"
+	"github.com/lambda-otel/lambda-otel/receiver"
 	"github.com/lambda-otel/lambda-otel/telemetry"
 	"github.com/lambda-otel/lambda-otel/telemetry/convert"
 )

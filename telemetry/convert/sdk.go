@@ -22,6 +22,10 @@ type sdkData struct {
 	// parents are the SDK spans to put under their invocation's platform span once its
 	// ids are known.
 	parents []spanFix
+	// untraced are the spans and log records of no invocation's trace, to be matched to
+	// the invocation running when they were made once the invocations' ends are known.
+	untracedSpans []ptrace.Span
+	untracedLogs  []plog.LogRecord
 }
 
 // spanFix is an SDK span whose parent is its invocation's X-Ray context.
@@ -65,18 +69,17 @@ func (c *Converter) sdkTraces(td ptrace.Traces) {
 	for i := n; i < all.Len(); i++ {
 		for _, ss := range all.At(i).ScopeSpans().All() {
 			for _, s := range ss.Spans().All() {
-				p, byTrace := c.sdkOwner(s.TraceID(), s.StartTimestamp())
+				p := c.traceOwner(s.TraceID())
 				if p == nil {
+					c.sdk.untracedSpans = append(c.sdk.untracedSpans, s)
 					continue
 				}
-				if byTrace && p.isSDKRoot(s.ParentSpanID()) {
+				if p.isSDKRoot(s.ParentSpanID()) {
 					p.sdkRoot = true
 					c.instrumented = true
 					c.sdk.parents = append(c.sdk.parents, spanFix{span: s, phase: p})
 				}
-				if _, ok := s.Attributes().Get(attrInvocationID); !ok {
-					s.Attributes().PutStr(attrInvocationID, p.requestID)
-				}
+				addInvocationID(s.Attributes(), p)
 			}
 		}
 	}
@@ -89,45 +92,40 @@ func (c *Converter) sdkLogs(ld plog.Logs) {
 	for i := n; i < all.Len(); i++ {
 		for _, sl := range all.At(i).ScopeLogs().All() {
 			for _, rec := range sl.LogRecords().All() {
-				at := rec.Timestamp()
-				if at == 0 {
-					at = rec.ObservedTimestamp()
-				}
-				p, byTrace := c.sdkOwner(rec.TraceID(), at)
-				if p == nil {
-					continue
-				}
-				_, hasID := rec.Attributes().Get(attrInvocationID)
-				if !byTrace && rec.TraceID().IsEmpty() {
-					c.fixes = append(c.fixes, logFix{rec: rec, phase: p, addID: !hasID})
-					continue
-				}
-				if !hasID {
-					rec.Attributes().PutStr(attrInvocationID, p.requestID)
+				if p := c.traceOwner(rec.TraceID()); p != nil {
+					addInvocationID(rec.Attributes(), p)
+				} else {
+					c.sdk.untracedLogs = append(c.sdk.untracedLogs, rec)
 				}
 			}
 		}
 	}
 }
 
-// sdkOwner finds the invocation an SDK item belongs to: the one whose X-Ray trace it is
-// in, else the one running when it started. byTrace says which.
-func (c *Converter) sdkOwner(trace pcommon.TraceID, at pcommon.Timestamp) (p *phase, byTrace bool) {
-	if !trace.IsEmpty() {
-		for _, q := range c.order {
-			if h := q.xray(); h.HasTraceID && h.TraceID == trace {
-				return q, true
-			}
-		}
-		for i := range min(c.nrec, recentPhases) {
-			q := c.recent[(c.nrec-1-i)%recentPhases]
-			if h := q.xray(); q.kind == kindInvoke && h.HasTraceID && h.TraceID == trace {
-				return q, true
-			}
+// traceOwner finds the invocation whose X-Ray trace holds trace; nil when none does.
+func (c *Converter) traceOwner(trace pcommon.TraceID) *phase {
+	if trace.IsEmpty() {
+		return nil
+	}
+	for _, q := range c.order {
+		if h := q.xray(); h.HasTraceID && h.TraceID == trace {
+			return q
 		}
 	}
+	for i := range min(c.nrec, recentPhases) {
+		q := c.recent[(c.nrec-1-i)%recentPhases]
+		if h := q.xray(); q.kind == kindInvoke && h.HasTraceID && h.TraceID == trace {
+			return q
+		}
+	}
+	return nil
+}
+
+// windowOwner finds the invocation running at at: the latest one that started by then
+// and had not ended (its platform.runtimeDone) before. nil when none was.
+func (c *Converter) windowOwner(at pcommon.Timestamp) *phase {
 	if at == 0 {
-		return nil, false
+		return nil
 	}
 	t := at.AsTime()
 	for i := range min(c.nrec, recentPhases) {
@@ -140,10 +138,18 @@ func (c *Converter) sdkOwner(trace pcommon.TraceID, at pcommon.Timestamp) (p *ph
 			continue
 		}
 		if q.doneAt.IsZero() || !t.After(q.doneAt) {
-			return q, false
+			return q
 		}
+		return nil // the latest invocation to start by then had ended
 	}
-	return nil, false
+	return nil
+}
+
+// addInvocationID gives an SDK item its invocation's id, unless it has one.
+func addInvocationID(attrs pcommon.Map, p *phase) {
+	if _, ok := attrs.Get(attrInvocationID); !ok && p.requestID != "" {
+		attrs.PutStr(attrInvocationID, p.requestID)
+	}
 }
 
 // xray is the phase's X-Ray header, parsed once it is known.
@@ -192,6 +198,33 @@ func (c *Converter) SDKLate() { c.instrumented = false }
 // takeSDK appends what the SDK sent to d, under resources completed with what the
 // extension knows of the function, and puts SDK roots under their invocation's span.
 func (c *Converter) takeSDK(d *Data) {
+	for _, s := range c.sdk.untracedSpans {
+		if p := c.windowOwner(s.StartTimestamp()); p != nil {
+			addInvocationID(s.Attributes(), p)
+		}
+	}
+	for _, rec := range c.sdk.untracedLogs {
+		at := rec.Timestamp()
+		if at == 0 {
+			at = rec.ObservedTimestamp()
+		}
+		p := c.windowOwner(at)
+		if p == nil {
+			continue
+		}
+		addInvocationID(rec.Attributes(), p)
+		if rec.TraceID().IsEmpty() {
+			p.resolve(c.ids)
+			rec.SetTraceID(p.traceID)
+			rec.SetSpanID(p.spanID)
+			if p.sampled {
+				rec.SetFlags(plog.DefaultLogRecordFlags.WithIsSampled(true))
+			}
+		}
+	}
+	clear(c.sdk.untracedSpans)
+	clear(c.sdk.untracedLogs)
+	c.sdk.untracedSpans, c.sdk.untracedLogs = c.sdk.untracedSpans[:0], c.sdk.untracedLogs[:0]
 	for _, f := range c.sdk.parents {
 		p := f.phase
 		if !p.platform {
