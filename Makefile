@@ -38,6 +38,7 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz='^FuzzSubscribe$$' -fuzztime=$(FUZZTIME) ./emulator/delivery
 	$(GO) test -run='^$$' -fuzz='^FuzzHandler$$' -fuzztime=$(FUZZTIME) ./emulator/sink
 	$(GO) test -run='^$$' -fuzz='^FuzzPut$$' -fuzztime=$(FUZZTIME) ./emulator/eventconfig
+	$(GO) test -run='^$$' -fuzz='^FuzzHTTPHandler$$' -fuzztime=$(FUZZTIME) ./receiver
 
 ## run: the local demo: the example function and this extension in lambda-emulator (a cold start,
 ## four invocations, one failing, three calling a service on loopback, and a shutdown), exporting to

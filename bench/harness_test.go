@@ -21,6 +21,7 @@ import (
 
 	"github.com/lambda-otel/lambda-otel/emulator"
 	"github.com/lambda-otel/lambda-otel/internal/otlptest"
+	"github.com/lambda-otel/lambda-otel/internal/testbin"
 )
 
 // callTimeout bounds every call into the emulator.
@@ -80,10 +81,12 @@ func (t *tail) String() string {
 	return string(t.b)
 }
 
-// otelEnv points lambda-otel at the receiver, on a free listener port so that experiments
-// never depend on 4243 being free on this machine.
-func otelEnv(r *otlptest.Receiver, extra ...string) []string {
-	return append([]string{"OTEL_EXPORTER_OTLP_ENDPOINT=" + r.HTTPEndpoint, "LAMBDA_OTEL_LISTENER_PORT=0"}, extra...)
+// otelEnv points lambda-otel at the receiver, with its listener and its local OTLP
+// receiver (on, as by default) on free ports, so that experiments never depend on 4243 or
+// 4318 being free on this machine.
+func otelEnv(tb testing.TB, r *otlptest.Receiver, extra ...string) []string {
+	return append([]string{"OTEL_EXPORTER_OTLP_ENDPOINT=" + r.HTTPEndpoint, "LAMBDA_OTEL_LISTENER_PORT=0",
+		"LAMBDA_OTEL_RECEIVER=http:" + strconv.Itoa(testbin.FreePort(tb))}, extra...)
 }
 
 func start(tb testing.TB, cfg emulator.Config) *emulator.Emulator {
@@ -147,7 +150,7 @@ func startups(tb testing.TB, n int) (floor, otel []time.Duration) {
 	r := otlptest.Start(tb)
 	for range n {
 		floor = append(floor, coldStart(tb, stage(tb, bins.floor)))
-		otel = append(otel, coldStart(tb, stage(tb, bins.lambdaOtel, otelEnv(r)...)))
+		otel = append(otel, coldStart(tb, stage(tb, bins.lambdaOtel, otelEnv(tb, r)...)))
 	}
 	return floor, otel
 }
@@ -195,7 +198,7 @@ func overheadOf(tb testing.TB, ext, env string, n int) []time.Duration {
 	tb.Helper()
 	bin, vars := bins.floor, []string(nil)
 	if ext == "lambda-otel" {
-		bin, vars = bins.lambdaOtel, otelEnv(otlptest.Start(tb))
+		bin, vars = bins.lambdaOtel, otelEnv(tb, otlptest.Start(tb))
 	}
 	if env != "" {
 		vars = append(vars, env)
@@ -304,7 +307,7 @@ type streamResult struct {
 func stream(tb testing.TB, perTick int, d time.Duration) streamResult {
 	tb.Helper()
 	r := otlptest.Start(tb)
-	e := start(tb, stage(tb, bins.lambdaOtel, otelEnv(r)...))
+	e := start(tb, stage(tb, bins.lambdaOtel, otelEnv(tb, r)...))
 	ctx, cancel := context.WithTimeout(context.Background(), callTimeout)
 	defer cancel()
 	if err := e.Init(ctx); err != nil {
@@ -336,7 +339,7 @@ func stream(tb testing.TB, perTick int, d time.Duration) streamResult {
 func shutdownFlush(tb testing.TB, n int) time.Duration {
 	tb.Helper()
 	r := otlptest.Start(tb)
-	e := start(tb, stage(tb, bins.lambdaOtel, otelEnv(r, "LAMBDA_OTEL_FLUSH=shutdown", "LAMBDA_OTEL_PLATFORM_LOGS=none")...))
+	e := start(tb, stage(tb, bins.lambdaOtel, otelEnv(tb, r, "LAMBDA_OTEL_FLUSH=shutdown", "LAMBDA_OTEL_PLATFORM_LOGS=none")...))
 	// A thousand lines an invocation stay within what the platform buffers for a
 	// subscriber; more at once and it may drop some, as Lambda does.
 	const per = 1000

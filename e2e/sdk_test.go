@@ -1,13 +1,14 @@
 package e2e
 
 import (
-	"net"
 	"strconv"
 	"testing"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/lambda-otel/lambda-otel/internal/testbin"
 )
 
 // sdkSpan is a span as the backend received it, with its resource.
@@ -28,7 +29,7 @@ func TestFunctionSDKJoinsTheInvocation(t *testing.T) {
 	t.Parallel()
 	b := newBackend(t, false)
 	b.env = []string{"LAMBDA_OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf", "LAMBDA_OTEL_EXPORTER_OTLP_ENDPOINT=" + b.front.URL}
-	port := strconv.Itoa(freePort(t))
+	port := strconv.Itoa(testbin.FreePort(t))
 	const items, n = 2, 3
 	var ids []string
 	runEmulator(t, b, runConfig{
@@ -161,15 +162,4 @@ func sdkLogs(b *backend) []plog.LogRecord {
 		}
 	}
 	return out
-}
-
-// freePort returns a loopback port nothing listens on now.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }

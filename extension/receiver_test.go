@@ -17,19 +17,9 @@ import (
 	"github.com/lambda-otel/lambda-otel/exporters"
 	"github.com/lambda-otel/lambda-otel/internal/lambdatest"
 	"github.com/lambda-otel/lambda-otel/internal/otlptest"
+	"github.com/lambda-otel/lambda-otel/internal/testbin"
 	"github.com/lambda-otel/lambda-otel/receiver"
 )
-
-// freePort returns a loopback port nothing listens on now.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
 
 // xrayHeader is an invocation's sampled X-Ray header: trace n, parent segment n.
 func xrayHeader(n int) (header string, trace pcommon.TraceID, parent pcommon.SpanID) {
@@ -110,7 +100,7 @@ func TestEndFlushWaitsForTheSDK(t *testing.T) {
 	// Half the budget, 10 s, is the most the flush waits for the SDK: far more than the
 	// test needs, so that it does not depend on timing.
 	cfg.FlushTimeoutMs = 20000
-	port := freePort(t)
+	port := testbin.FreePort(t)
 	cfg.Receiver = receiver.Config{HTTP: true, HTTPPort: port}
 	r := startAgent(t, lambdatest.Options{}, cfg, nil)
 	sub := lambdatest.Recv(t, ctx, r.api.Subscribes, "subscribe")
@@ -150,7 +140,7 @@ func TestEndFlushWaitsForTheSDK(t *testing.T) {
 // exports back into it, and that it says so.
 func TestReceiverStaysOffWhereTheExporterSends(t *testing.T) {
 	ctx := testCtx(t)
-	port := freePort(t)
+	port := testbin.FreePort(t)
 	cfg := testConfig()
 	env := map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://localhost:" + strconv.Itoa(port)}
 	ec, err := exporters.LoadConfig(func(k string) (string, bool) { v, ok := env[k]; return v, ok })

@@ -44,8 +44,9 @@ func emulatorCmd(ctx context.Context, args ...string) *exec.Cmd {
 	base := []string{
 		"--extensions-dir", filepath.Dir(bins.extension), "--task-dir", filepath.Dir(bins.function),
 		"--function-name", "hello-fn",
-		// Test packages run at once, each with an extension; 4243 can be held by only one.
-		"--env", "LAMBDA_OTEL_LISTENER_PORT=0",
+		// Test packages run at once, each with an extension; 4243 and the receiver's 4318
+		// can be held by only one.
+		"--env", "LAMBDA_OTEL_LISTENER_PORT=0", "--env", "LAMBDA_OTEL_RECEIVER=none",
 	}
 	return exec.CommandContext(ctx, bins.emulator, append(base, args...)...)
 }

@@ -50,7 +50,7 @@ func TestBinary(t *testing.T) {
 			var stderr bytes.Buffer
 			cmd := exec.CommandContext(ctx, bin)
 			rcv := otlptest.Start(t)
-			cmd.Env = append([]string{"AWS_LAMBDA_RUNTIME_API=" + api.Addr(), "LAMBDA_OTEL_LISTENER_PORT=0",
+			cmd.Env = append([]string{"AWS_LAMBDA_RUNTIME_API=" + api.Addr(), "LAMBDA_OTEL_LISTENER_PORT=0", "LAMBDA_OTEL_RECEIVER=none",
 				"LAMBDA_OTEL_FLUSH=shutdown", "OTEL_EXPORTER_OTLP_ENDPOINT=" + rcv.HTTPEndpoint}, tt.env...)
 			cmd.Stderr = &stderr
 			if err := cmd.Start(); err != nil {
@@ -148,7 +148,7 @@ func BenchmarkStartToFirstNext(b *testing.B) {
 // extensionCmd is the extension binary set up against api, exporting to rcv.
 func extensionCmd(ctx context.Context, api *lambdatest.Server, rcv *otlptest.Receiver, env ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, bin)
-	cmd.Env = append([]string{"AWS_LAMBDA_RUNTIME_API=" + api.Addr(), "LAMBDA_OTEL_LISTENER_PORT=0", "OTEL_EXPORTER_OTLP_ENDPOINT=" + rcv.HTTPEndpoint}, env...)
+	cmd.Env = append([]string{"AWS_LAMBDA_RUNTIME_API=" + api.Addr(), "LAMBDA_OTEL_LISTENER_PORT=0", "LAMBDA_OTEL_RECEIVER=none", "OTEL_EXPORTER_OTLP_ENDPOINT=" + rcv.HTTPEndpoint}, env...)
 	return cmd
 }
 

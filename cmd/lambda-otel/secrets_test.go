@@ -120,7 +120,7 @@ func runLifecycle(t *testing.T, env []string) string {
 	var out testbin.Buffer
 	cmd := exec.CommandContext(ctx, bin)
 	// Later entries win: the test's own settings come after the defaults here.
-	cmd.Env = append([]string{"AWS_LAMBDA_RUNTIME_API=" + api.Addr(), "LAMBDA_OTEL_LISTENER_PORT=0", "LAMBDA_OTEL_FLUSH=shutdown"}, env...)
+	cmd.Env = append([]string{"AWS_LAMBDA_RUNTIME_API=" + api.Addr(), "LAMBDA_OTEL_LISTENER_PORT=0", "LAMBDA_OTEL_RECEIVER=none", "LAMBDA_OTEL_FLUSH=shutdown"}, env...)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -99,6 +99,11 @@ func run(ctx context.Context, o Options, stdout, stderr io.Writer) error {
 		// emulator's extension, or any program, may hold its default 4243.
 		args = append(args, "--env", "LAMBDA_OTEL_LISTENER_PORT=0")
 	}
+	if !slices.ContainsFunc(otel, func(kv string) bool { return strings.HasPrefix(kv, "LAMBDA_OTEL_RECEIVER=") }) {
+		// Nor may its local OTLP receiver count on 4318, where a collector may listen.
+		// The demo's functions send no telemetry of their own, so it is off.
+		args = append(args, "--env", "LAMBDA_OTEL_RECEIVER=none")
+	}
 	for _, ev := range events(down.URL) {
 		args = append(args, "--invoke", ev)
 	}

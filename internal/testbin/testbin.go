@@ -5,6 +5,7 @@ package testbin
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"sync"
@@ -79,4 +80,17 @@ func Field(m map[string]any, path ...string) any {
 		v = o[k]
 	}
 	return v
+}
+
+// FreePort returns a loopback port nothing listens on now, for a program that must be
+// told its port before it starts. Another process may take it in between; the tests that
+// use it bind it soon after.
+func FreePort(tb testing.TB) int {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
 }
