@@ -38,7 +38,7 @@ func testCtx(t *testing.T) context.Context {
 }
 
 // start runs a receiver on free loopback ports, buffering up to bufBytes.
-func start(t *testing.T, cfg Config, bufBytes int) (*Receiver, *telemetry.Buffer, *telemetry.Stats) {
+func start(t testing.TB, cfg Config, bufBytes int) (*Receiver, *telemetry.Buffer, *telemetry.Stats) {
 	t.Helper()
 	st := new(telemetry.Stats)
 	buf := telemetry.NewBuffer(bufBytes, st)
@@ -129,7 +129,7 @@ func TestSDKExporterOverGRPC(t *testing.T) {
 }
 
 // tracesBody is an export request of n spans; invalid of them have an all-zero trace id.
-func tracesBody(t *testing.T, n, invalid int, asJSON bool) []byte {
+func tracesBody(t testing.TB, n, invalid int, asJSON bool) []byte {
 	t.Helper()
 	td := ptrace.NewTraces()
 	spans := td.ResourceSpans().AppendEmpty().ScopeSpans().AppendEmpty().Spans()

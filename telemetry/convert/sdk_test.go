@@ -24,12 +24,12 @@ var (
 
 // sdkSpan is an SDK span for receivedSpans.
 type sdkSpan struct {
-	name          string
-	trace         pcommon.TraceID
-	id, parent    pcommon.SpanID
-	start         time.Time
-	invocationID  string // set by the SDK when not empty
-	wantParent    pcommon.SpanID
+	name           string
+	trace          pcommon.TraceID
+	id, parent     pcommon.SpanID
+	start          time.Time
+	invocationID   string // set by the SDK when not empty
+	wantParent     pcommon.SpanID
 	wantInvocation string
 }
 
