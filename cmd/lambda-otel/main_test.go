@@ -110,8 +110,15 @@ func TestBinaryWithoutRuntimeAPI(t *testing.T) {
 }
 
 // BenchmarkStartToFirstNext measures the extension's share of a cold start: from starting
-// the process to its first event/next, through register, listener start and subscribe.
+// the process to its first event/next, through register, listener start and subscribe,
+// with the local receiver as configured by default (http), off, and with gRPC too.
 func BenchmarkStartToFirstNext(b *testing.B) {
+	for _, receiver := range []string{"http", "none", "http,grpc"} {
+		b.Run("receiver="+receiver, func(b *testing.B) { benchStartToFirstNext(b, receiver) })
+	}
+}
+
+func benchStartToFirstNext(b *testing.B, receiver string) {
 	api := lambdatest.New(lambdatest.Options{})
 	defer api.Close()
 	rcv := otlptest.Start(b)
@@ -120,7 +127,9 @@ func BenchmarkStartToFirstNext(b *testing.B) {
 	for b.Loop() {
 		n++
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		cmd := extensionCmd(ctx, api, rcv)
+		// Free ports stand in for 4318 and 4317, which this machine may have in use.
+		setting := strings.NewReplacer("http", "http:"+strconv.Itoa(testbin.FreePort(b)), "grpc", "grpc:"+strconv.Itoa(testbin.FreePort(b))).Replace(receiver)
+		cmd := extensionCmd(ctx, api, rcv, "LAMBDA_OTEL_RECEIVER="+setting)
 		start := time.Now()
 		if err := cmd.Start(); err != nil {
 			b.Fatal(err)
