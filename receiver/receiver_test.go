@@ -453,3 +453,40 @@ func TestJSONPartialSuccessDecodes(t *testing.T) {
 		t.Errorf("%s: %+v %v", b, resp, err)
 	}
 }
+
+// TestCloseWithClientsConnected checks that Close ends connections the SDKs keep open
+// between exports, over both protocols, without waiting for its deadline.
+func TestCloseWithClientsConnected(t *testing.T) {
+	ctx := testCtx(t)
+	st := new(telemetry.Stats)
+	r, err := Start(ctx, Config{HTTP: true, GRPC: true}, telemetry.NewBuffer(1<<20, st), st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	te, err := otlptracegrpc.New(ctx, otlptracegrpc.WithEndpoint(r.GRPCAddr().String()), otlptracegrpc.WithInsecure())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer te.Shutdown(context.Background())
+	he, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpoint(r.HTTPAddr().String()), otlptracehttp.WithInsecure())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer he.Shutdown(context.Background())
+	for _, exp := range []sdktrace.SpanExporter{te, he} {
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+		_, span := tp.Tracer("test").Start(ctx, "kept-alive")
+		span.End()
+		if err := tp.ForceFlush(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := r.Close(cctx); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if cctx.Err() != nil {
+		t.Error("Close waited for its deadline")
+	}
+}
