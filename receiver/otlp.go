@@ -37,13 +37,7 @@ var signals = [...]signal{
 const errInvalidIDs = "spans with an all-zero trace id or span id were refused"
 
 func decodeTraces(body []byte, asJSON bool) (telemetry.Received, int, error) {
-	var td ptrace.Traces
-	var err error
-	if asJSON {
-		td, err = (&ptrace.JSONUnmarshaler{}).UnmarshalTraces(body)
-	} else {
-		td, err = (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(body)
-	}
+	td, err := either[ptrace.Unmarshaler](asJSON, &ptrace.JSONUnmarshaler{}, &ptrace.ProtoUnmarshaler{}).UnmarshalTraces(body)
 	if err != nil {
 		return telemetry.Received{}, 0, err
 	}
@@ -63,13 +57,7 @@ func decodeTraces(body []byte, asJSON bool) (telemetry.Received, int, error) {
 }
 
 func decodeLogs(body []byte, asJSON bool) (telemetry.Received, int, error) {
-	var ld plog.Logs
-	var err error
-	if asJSON {
-		ld, err = (&plog.JSONUnmarshaler{}).UnmarshalLogs(body)
-	} else {
-		ld, err = (&plog.ProtoUnmarshaler{}).UnmarshalLogs(body)
-	}
+	ld, err := either[plog.Unmarshaler](asJSON, &plog.JSONUnmarshaler{}, &plog.ProtoUnmarshaler{}).UnmarshalLogs(body)
 	if err != nil {
 		return telemetry.Received{}, 0, err
 	}
@@ -77,17 +65,19 @@ func decodeLogs(body []byte, asJSON bool) (telemetry.Received, int, error) {
 }
 
 func decodeMetrics(body []byte, asJSON bool) (telemetry.Received, int, error) {
-	var md pmetric.Metrics
-	var err error
-	if asJSON {
-		md, err = (&pmetric.JSONUnmarshaler{}).UnmarshalMetrics(body)
-	} else {
-		md, err = (&pmetric.ProtoUnmarshaler{}).UnmarshalMetrics(body)
-	}
+	md, err := either[pmetric.Unmarshaler](asJSON, &pmetric.JSONUnmarshaler{}, &pmetric.ProtoUnmarshaler{}).UnmarshalMetrics(body)
 	if err != nil {
 		return telemetry.Received{}, 0, err
 	}
 	return telemetry.Received{Metrics: md, Items: md.DataPointCount()}, 0, nil
+}
+
+// either is asJSON's choice of a JSON or a protobuf unmarshaler.
+func either[T any](asJSON bool, json, proto T) T {
+	if asJSON {
+		return json
+	}
+	return proto
 }
 
 // outcome is what became of a request, for either protocol to answer.

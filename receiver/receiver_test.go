@@ -37,9 +37,12 @@ func testCtx(t *testing.T) context.Context {
 	return ctx
 }
 
-// start runs a receiver on free loopback ports, buffering up to bufBytes.
+// start runs a receiver on free loopback ports, buffering up to bufBytes (1 MiB for 0).
 func start(t testing.TB, cfg Config, bufBytes int) (*Receiver, *telemetry.Buffer, *telemetry.Stats) {
 	t.Helper()
+	if bufBytes == 0 {
+		bufBytes = 1 << 20
+	}
 	st := new(telemetry.Stats)
 	buf := telemetry.NewBuffer(bufBytes, st)
 	r, err := Start(t.Context(), cfg, buf, st)
@@ -212,11 +215,7 @@ func TestHTTPAnswers(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := testCtx(t)
-			bufBytes := tt.bufBytes
-			if bufBytes == 0 {
-				bufBytes = 1 << 20
-			}
-			r, buf, st := start(t, Config{HTTP: true, MaxBodyBytes: limit}, bufBytes)
+			r, buf, st := start(t, Config{HTTP: true, MaxBodyBytes: limit}, tt.bufBytes)
 			req, err := http.NewRequestWithContext(ctx, cmpOr(tt.method, "POST"), "http://"+r.HTTPAddr().String()+tt.path, bytes.NewReader(tt.body))
 			if err != nil {
 				t.Fatal(err)
@@ -349,11 +348,7 @@ func TestGRPCAnswers(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := testCtx(t)
-			bufBytes := tt.bufBytes
-			if bufBytes == 0 {
-				bufBytes = 1 << 20
-			}
-			r, _, _ := start(t, Config{GRPC: true, MaxBodyBytes: limit}, bufBytes)
+			r, _, _ := start(t, Config{GRPC: true, MaxBodyBytes: limit}, tt.bufBytes)
 			msg, status, message, details := grpcCall(t, ctx, r.GRPCAddr().String(), tt.method, tt.frame)
 			if status != tt.wantStatus || !strings.Contains(message, tt.wantMessage) {
 				t.Errorf("status %s %q, want %s %q", status, message, tt.wantStatus, tt.wantMessage)
