@@ -112,7 +112,11 @@ func (a *agent) onInvoke(ctx context.Context, requestID string) {
 	}
 	switch {
 	case mode == FlushEnd:
-		a.awaitRuntimeDone(ctx, requestID)
+		// Without a subscription no platform.runtimeDone will come: the receiver alone
+		// feeds the buffer, and the SDK's data is waited for on its own.
+		if a.listener != nil {
+			a.awaitRuntimeDone(ctx, requestID)
+		}
 		// The SDK's data shares the flush budget: waiting for it takes at most half.
 		waited := a.awaitSDK(ctx, requestID, f.limit/2)
 		a.flush(ctx, f.limit-waited)

@@ -174,3 +174,31 @@ func TestReceiverPortTaken(t *testing.T) {
 		t.Errorf("the taken port was not reported:\n%s", out)
 	}
 }
+
+// TestReceiverWithoutSubscription checks that, with the subscription refused, the end
+// flush does not wait for a platform.runtimeDone that will never come, and still exports
+// what the receiver took.
+func TestReceiverWithoutSubscription(t *testing.T) {
+	ctx := testCtx(t)
+	rcv := otlptest.Start(t)
+	cfg := testConfig()
+	exportTo(t, &cfg, rcv, exporters.HTTPProtobuf)
+	cfg.Flush = Flush{Mode: FlushEnd}
+	port := testbin.FreePort(t)
+	cfg.Receiver = receiver.Config{HTTP: true, HTTPPort: port}
+	r := startAgent(t, lambdatest.Options{SubscribeStatus: http.StatusBadRequest, SubscribeBody: `{"errorType":"ValidationError"}`}, cfg, nil)
+	h, trace, parent := xrayHeader(1)
+	lambdatest.Recv(t, ctx, r.api.NextCalls, "event/next")
+	sendSpan(t, ctx, port, trace, parent, "handle")
+	// The invocation's deadline is far beyond the test's: a wait for runtimeDone would
+	// hold event/next past the test's own deadline.
+	if err := r.api.Send(ctx, map[string]any{"eventType": "INVOKE", "requestId": "r1", "deadlineMs": time.Now().Add(time.Hour).UnixMilli(),
+		"tracing": map[string]string{"type": "X-Amzn-Trace-Id", "value": h}}); err != nil {
+		t.Fatal(err)
+	}
+	r.shutdownAfterNext(t, ctx, func() {
+		if n := sdkSpansAt(rcv, "handle"); n != 1 {
+			t.Errorf("when the extension asked for its next event the backend had %d SDK spans, want 1", n)
+		}
+	})
+}
