@@ -114,7 +114,7 @@ func (r *Receiver) take(sig *signal, body []byte, asJSON bool) answer {
 		r.stats.Fail(telemetry.ReceiveMalformed)
 		return answer{outcome: malformed, message: fmt.Sprintf("the body is not an OTLP %s request: %v", sig.kind, err)}
 	}
-	rec.Size, rec.At = len(body), time.Now()
+	rec.Size = len(body)
 	var a answer
 	if refused > 0 {
 		r.stats.Receive(sig.kind, telemetry.ReceiveInvalid, refused)

@@ -1,8 +1,6 @@
 package telemetry
 
 import (
-	"time"
-
 	"go.opentelemetry.io/collector/pdata/plog"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -18,6 +16,4 @@ type Received struct {
 	Items int
 	// Size is the request's uncompressed size, the unit of the buffer's bound.
 	Size int
-	// At is when it arrived.
-	At time.Time
 }
