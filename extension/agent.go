@@ -173,9 +173,6 @@ type agent struct {
 	pending outstanding
 	// stopped is set once the intake has been stopped and its events accounted for.
 	stopped bool
-	// receivedItems and receivedBytes total what the receiver passed on, for the drop
-	// count when there is no exporter.
-	receivedItems, receivedBytes int
 }
 
 // listen starts the telemetry listener; nil when no stream is wanted or the listener
@@ -358,7 +355,7 @@ func (a *agent) stop(ctx context.Context, reason string) error {
 		for _, e := range events {
 			size += e.Size
 		}
-		a.stats.Drop(telemetry.DropNoExporter, len(events)+a.receivedItems, size+a.receivedBytes)
+		a.stats.Drop(telemetry.DropNoExporter, len(events), size)
 	}
 	a.enqueue()
 	q := a.flusher.queue
@@ -449,9 +446,11 @@ func (a *agent) await(ctx context.Context, dst []telemetry.Event, quietFor time.
 func (a *agent) convertBuffered(dst []telemetry.Event, ship func()) []telemetry.Event {
 	a.received = a.buffer.DrainReceived(a.received[:0])
 	if len(a.received) > 0 {
-		for _, r := range a.received {
-			a.receivedItems += r.Items
-			a.receivedBytes += r.Size
+		if !a.exporting {
+			// With nowhere to send them, their items are dropped as the events are.
+			for _, r := range a.received {
+				a.stats.Drop(telemetry.DropNoExporter, r.Items, r.Size)
+			}
 		}
 		a.conv.AddReceived(a.received)
 		clear(a.received)

@@ -130,6 +130,19 @@ func (c *Converter) resetLogs() {
 	c.fixes = c.fixes[:0]
 }
 
+// apply gives the record its phase's trace context, and faas.invocation_id when addID.
+func (f logFix) apply(gen ids) {
+	f.phase.resolve(gen)
+	f.rec.SetTraceID(f.phase.traceID)
+	f.rec.SetSpanID(f.phase.spanID)
+	if f.phase.sampled {
+		f.rec.SetFlags(plog.DefaultLogRecordFlags.WithIsSampled(true))
+	}
+	if f.addID && f.phase.requestID != "" {
+		f.rec.Attributes().PutStr(attrInvocationID, f.phase.requestID)
+	}
+}
+
 // Invoked notes an INVOKE event: its ARN and trace header stand until the invocation's
 // platform events say otherwise.
 func (c *Converter) Invoked(inv Invocation) {
@@ -423,15 +436,7 @@ func (c *Converter) Shutdown(at time.Time, reason string) {
 func (c *Converter) Take(now time.Time, self Self) Data {
 	d := Data{Traces: ptrace.NewTraces(), Logs: c.logData, Metrics: pmetric.NewMetrics()}
 	for _, f := range c.fixes {
-		f.phase.resolve(c.ids)
-		f.rec.SetTraceID(f.phase.traceID)
-		f.rec.SetSpanID(f.phase.spanID)
-		if f.phase.sampled {
-			f.rec.SetFlags(plog.DefaultLogRecordFlags.WithIsSampled(true))
-		}
-		if f.addID && f.phase.requestID != "" {
-			f.rec.Attributes().PutStr(attrInvocationID, f.phase.requestID)
-		}
+		f.apply(c.ids)
 	}
 	if c.logs.Len() > 0 {
 		c.fillResource(c.logData.ResourceLogs().At(0).Resource(), c.logData.ResourceLogs().At(0).ScopeLogs().At(0).Scope())

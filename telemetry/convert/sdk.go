@@ -212,14 +212,11 @@ func (c *Converter) takeSDK(d *Data) {
 		if p == nil {
 			continue
 		}
-		addInvocationID(rec.Attributes(), p)
 		if rec.TraceID().IsEmpty() {
-			p.resolve(c.ids)
-			rec.SetTraceID(p.traceID)
-			rec.SetSpanID(p.spanID)
-			if p.sampled {
-				rec.SetFlags(plog.DefaultLogRecordFlags.WithIsSampled(true))
-			}
+			_, hasID := rec.Attributes().Get(attrInvocationID)
+			logFix{rec: rec, phase: p, addID: !hasID}.apply(c.ids)
+		} else {
+			addInvocationID(rec.Attributes(), p)
 		}
 	}
 	clear(c.sdk.untracedSpans)
